@@ -1,0 +1,1 @@
+"""The Scrapy project: settings, items, pipelines, spiders; plus the generated offline site."""

@@ -1,0 +1,45 @@
+"""Scrapy settings for wdtk's crawler: polite by default, breadth-first, robots.txt obeyed.
+
+Override any of them per run with `-s NAME=VALUE` (scrapy) or `--set NAME=VALUE` (wdtk crawl).
+"""
+
+from .. import __version__
+
+BOT_NAME = "wdtk"
+SPIDER_MODULES = ["wdtk.crawler.spiders"]
+NEWSPIDER_MODULE = "wdtk.crawler.spiders"
+USER_AGENT = f"wdtk/{__version__} (research crawler; +https://pypi.org/project/wdtk/)"
+
+# Politeness: obey robots.txt, few requests per site, and let AutoThrottle back off slow servers.
+ROBOTSTXT_OBEY = True
+CONCURRENT_REQUESTS = 32
+CONCURRENT_REQUESTS_PER_DOMAIN = 8
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 4.0
+RETRY_TIMES = 2
+DOWNLOAD_TIMEOUT = 30
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+COOKIES_ENABLED = False
+
+# Breadth first, so a page limit keeps the pages nearest the roots.
+DEPTH_PRIORITY = 1
+SCHEDULER_DISK_QUEUE = "scrapy.squeues.PickleFifoDiskQueue"
+SCHEDULER_MEMORY_QUEUE = "scrapy.squeues.FifoMemoryQueue"
+
+DOWNLOADER_MIDDLEWARES = {"wdtk.crawler.middlewares.ScopeMiddleware": 50}
+ITEM_PIPELINES = {
+    "wdtk.crawler.pipelines.ExtractPipeline": 300,
+    "wdtk.crawler.pipelines.ShardPipeline": 800,
+}
+EXTENSIONS = {"wdtk.crawler.extensions.CrawlSummary": 500}
+
+LOGSTATS_INTERVAL = 15.0
+FEED_EXPORT_ENCODING = "utf-8"
+
+# wdtk's own settings
+WDTK_EXTRACT_WORKERS = -1  # processes for main-text extraction; -1 = one per core, 0 = inline
+WDTK_OUTPUT_DIR = None  # set by `wdtk crawl -o DIR`: shards go to DIR/pages/
+WDTK_OUTPUT_FORMAT = "jsonl.gz"
+WDTK_SHARD_SIZE = 1000

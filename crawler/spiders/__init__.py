@@ -1,0 +1,1 @@
+"""Spiders: `sublinks` crawls a site recursively from its roots."""

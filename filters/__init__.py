@@ -1,0 +1,1 @@
+"""Filters over QA, pages and trajectories (issue 4)."""

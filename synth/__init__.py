@@ -1,0 +1,1 @@
+"""Synthesis stages (issue 3)."""

@@ -1,0 +1,1 @@
+"""Publishing, training and evaluation (issue 5)."""
