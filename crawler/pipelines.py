@@ -86,7 +86,8 @@ class ShardPipeline:
 
     def open_spider(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.writer = ShardWriter(self.dir, kind="page", fmt=self.fmt, shard_size=self.shard_size)
+        # records arrive validated by ExtractPipeline; no second check here
+        self.writer = ShardWriter(self.dir, fmt=self.fmt, shard_size=self.shard_size)
 
     def close_spider(self) -> None:
         if self.writer:

@@ -35,9 +35,9 @@ def format_of(path: Path) -> str | None:
 def dumps(record: dict) -> bytes:
     """`record` as one UTF-8 JSON line, newline included; raises TypeError/ValueError if it is not plain JSON."""
     if orjson is not None:
-        # passthrough makes datetimes, dataclasses and subclasses fail exactly as they do in the stdlib
+        # passthrough makes datetimes and dataclasses fail as they do in the stdlib, instead of being converted
         opts = orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-        return orjson.dumps(record, option=opts | orjson.OPT_PASSTHROUGH_SUBCLASS)
+        return orjson.dumps(record, option=opts)
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     return (text + "\n").encode("utf-8")
 
@@ -62,7 +62,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, bytes]]:
                     yield lineno, line
         except (OSError, EOFError, zlib.error) as e:
             what = "corrupt or truncated gzip" if gzipped else "read error"
-            raise RecordError(f"{what} after line {lineno}: {e}", path=path) from e
+            raise RecordError(f"{what}{_after('line', lineno)}: {e}", path=path) from e
 
 
 def iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
@@ -75,7 +75,11 @@ def iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
                     row += 1
                     yield row, drop_nulls(record)
     except (pa.ArrowException, OSError) as e:
-        raise RecordError(f"unreadable Parquet after row {row}: {e}", path=path) from e
+        raise RecordError(f"unreadable Parquet{_after('row', row)}: {e}", path=path) from e
+
+
+def _after(unit: str, n: int) -> str:
+    return f" after {unit} {n}" if n else ""
 
 
 def drop_nulls(value: object) -> object:

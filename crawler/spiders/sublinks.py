@@ -121,8 +121,9 @@ class SublinksSpider(scrapy.Spider):
             root=response.meta["root"],
             fetched_at=datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             content_hash=hashlib.sha256(response.body).hexdigest(),
-            content_type=response.headers.get(b"Content-Type", b"").decode("latin-1"),
         )
+        if ctype := response.headers.get(b"Content-Type", b"").decode("latin-1"):
+            item["content_type"] = ctype
         if response.meta.get("parent_url"):
             item["parent_url"] = response.meta["parent_url"]
         return item

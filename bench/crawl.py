@@ -1,0 +1,116 @@
+"""Crawl throughput: the full `sublinks` crawl (extraction, validation, shards) against a bare link-following spider.
+
+    .venv/bin/python bench/crawl.py [--pages 5000] [--rounds 2]
+
+Builds (once, cached under .bench/) a generated site, serves it on 127.0.0.1 from this process, then
+crawls it alternately with a bare Scrapy spider that only follows links and with `scrapy crawl sublinks`
+writing page shards. Both run as `scrapy` subprocesses with the same settings (robots.txt obeyed, no
+AutoThrottle, same concurrency, breadth first). Prints pages per minute of each and their ratio
+(target: sublinks >= 0.8 x bare). Rates use Scrapy's own elapsed time, so process start-up is excluded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCRAPY = [sys.executable, "-m", "scrapy"]
+COMMON = {
+    "AUTOTHROTTLE_ENABLED": "False",
+    "CONCURRENT_REQUESTS": "64",
+    "CONCURRENT_REQUESTS_PER_DOMAIN": "64",
+    "LOG_LEVEL": "WARNING",
+    "LOGSTATS_INTERVAL": "0",
+}
+
+BARE_SPIDER = '''
+import json, scrapy
+from scrapy.linkextractors import LinkExtractor
+
+class Bare(scrapy.Spider):
+    """Follows every same-site link; yields nothing."""
+    name = "bare"
+    custom_settings = {"ITEM_PIPELINES": {}, "EXTENSIONS": {}}
+
+    def __init__(self, root, stats_path, **kw):
+        super().__init__(**kw)
+        self.start_urls, self.stats_path = [root], stats_path
+        self.links = LinkExtractor(allow_domains=["127.0.0.1"])
+
+    def parse(self, response):
+        if "html" not in response.headers.get(b"Content-Type", b"").decode():
+            return
+        self.crawler.stats.inc_value("bench/pages")
+        for link in self.links.extract_links(response):
+            yield scrapy.Request(link.url)
+
+    def closed(self, reason):
+        stats = self.crawler.stats.get_stats()
+        json.dump({"pages": stats.get("bench/pages", 0), "seconds": stats["elapsed_time_seconds"]},
+                  open(self.stats_path, "w"))
+'''
+
+
+def settings_args(extra: dict[str, str]) -> list[str]:
+    return [a for k, v in {**COMMON, **extra}.items() for a in ("-s", f"{k}={v}")]
+
+
+def run_bare(root: str, work: Path) -> dict:
+    spider = work / "bare_spider.py"
+    spider.write_text(BARE_SPIDER)
+    stats = work / "bare.json"
+    cmd = [*SCRAPY, "runspider", str(spider), "-a", f"root={root}", "-a", f"stats_path={stats}"]
+    subprocess.run(cmd + settings_args({}), check=True, cwd=work)
+    return json.loads(stats.read_text())
+
+
+def run_sublinks(root: str, work: Path) -> dict:
+    out = work / "sublinks"
+    cmd = [*SCRAPY, "crawl", "sublinks", "-a", f"roots={root}", "-a", "max_depth=1000", "-a", "max_pages=0"]
+    subprocess.run(cmd + settings_args({"WDTK_OUTPUT_DIR": str(out)}), check=True, cwd=REPO)
+    summary = json.loads((out / "crawl_summary.json").read_text())
+    return {"pages": summary["pages"], "seconds": summary["seconds"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=5000, help="size of the generated site")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each spider")
+    args = parser.parse_args()
+
+    from wdtk.crawler.sitegen import build_site, start_server
+
+    site = REPO / ".bench" / f"site-{args.pages}"
+    if not (site / "index.html").exists():
+        print(f"building a {args.pages}-page site in {site} ...", flush=True)
+        build_site(site, pages=args.pages, seed=1)
+    server, base = start_server(site)
+    rates: dict[str, list[float]] = {"bare": [], "sublinks": []}
+    try:
+        for i in range(args.rounds):
+            for name, run in (("bare", run_bare), ("sublinks", run_sublinks)):
+                with tempfile.TemporaryDirectory() as tmp:
+                    result = run(base + "/", Path(tmp))
+                rate = result["pages"] / result["seconds"] * 60
+                rates[name].append(rate)
+                print(
+                    f"round {i + 1} {name:9s} {result['pages']:6d} pages in {result['seconds']:6.1f}s "
+                    f"= {rate:8.0f} pages/min",
+                    flush=True,
+                )
+    finally:
+        server.shutdown()
+    bare, full = statistics.median(rates["bare"]), statistics.median(rates["sublinks"])
+    print(f"\nmedian pages/min: bare {bare:.0f}, sublinks {full:.0f}")
+    print(f"ratio sublinks/bare = {full / bare:.2f} (target >= 0.80) on {os.cpu_count()} cores")
+
+
+if __name__ == "__main__":
+    main()
