@@ -31,7 +31,8 @@ COMMON = {
 }
 
 BARE_SPIDER = '''
-import json, scrapy
+import json, time, scrapy
+from urllib.parse import urlsplit
 from scrapy.linkextractors import LinkExtractor
 
 class Bare(scrapy.Spider):
@@ -42,19 +43,22 @@ class Bare(scrapy.Spider):
     def __init__(self, root, stats_path, **kw):
         super().__init__(**kw)
         self.start_urls, self.stats_path = [root], stats_path
-        self.links = LinkExtractor(allow_domains=["127.0.0.1"])
+        self.site = urlsplit(root).netloc
+        self.links = LinkExtractor()  # allow_domains does not match IP hosts; filter by netloc below
+        self.t0 = time.monotonic()
 
     def parse(self, response):
         if "html" not in response.headers.get(b"Content-Type", b"").decode():
             return
         self.crawler.stats.inc_value("bench/pages")
         for link in self.links.extract_links(response):
-            yield scrapy.Request(link.url)
+            if urlsplit(link.url).netloc == self.site:
+                yield scrapy.Request(link.url)
 
     def closed(self, reason):
         stats = self.crawler.stats.get_stats()
-        json.dump({"pages": stats.get("bench/pages", 0), "seconds": stats["elapsed_time_seconds"]},
-                  open(self.stats_path, "w"))
+        json.dump({"pages": stats.get("bench/pages", 0), "seconds": time.monotonic() - self.t0,
+                   "stats": {k: str(v) for k, v in stats.items()}}, open(self.stats_path, "w"))
 '''
 
 

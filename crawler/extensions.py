@@ -49,8 +49,8 @@ class CrawlSummary:
     @classmethod
     def from_crawler(cls, crawler):
         ext = cls(crawler)
-        # after CoreStats has set elapsed time and finish reason
-        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed, priority=-100)
+        # CoreStats (extension order 0) connects first, so elapsed time and finish reason are set by now
+        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
 
     def spider_closed(self, spider, reason: str) -> None:

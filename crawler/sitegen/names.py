@@ -2,12 +2,14 @@
 
 import random
 
-ONSETS = ("b", "br", "d", "dr", "f", "g", "gr", "h", "k", "kr", "l", "m", "n", "p", "r", "s", "st", "t", "tr", "v",
-          "z", "sh", "th", "c", "j", "w")  # fmt: skip
-VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ia", "ou")
-CODAS = ("", "", "", "", "n", "r", "l", "s", "m", "nd", "rk", "st", "v", "th", "ld")
-# Every word carries one of these rare pieces, which keeps generated words away from real names.
-MARKERS = ("ae", "oe", "yr", "yth", "vh", "zh", "kh", "qu", "ix", "eau", "ym", "aev", "oth", "ael", "ysk")
+ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "th", "c", "w", "br", "dr", "gr",
+          "tr", "st", "sh", "b", "d", "l", "m", "r", "s", "t", "v")  # fmt: skip
+NUCLEI = ("a", "e", "i", "o", "u", "a", "e", "o", "ia", "ou")
+INNER_CODAS = ("", "", "", "", "n", "r", "l")
+FINAL_CODAS = ("n", "r", "l", "s", "m", "nd", "rn", "st", "th", "ld", "", "", "")
+# Every word carries one rare piece (an unusual onset or vowel), which keeps words away from real names.
+RARE_ONSETS = ("vh", "zh", "kh", "qu", "x", "dh")
+RARE_NUCLEI = ("ae", "y", "oe", "ei")
 FEMININE_ENDINGS = ("a", "ine", "elle", "ys", "a", "ia", "wen")
 MASCULINE_ENDINGS = ("", "an", "or", "ek", "", "on", "ald")
 
@@ -20,13 +22,19 @@ class NameGen:
         self.used: set[str] = set()
 
     def word(self, syllables: int | None = None) -> str:
-        """A capitalised pronounceable word of 2-3 syllables containing a marker piece."""
+        """A capitalised pronounceable word of 2-3 syllables with one rare piece."""
         rng = self.rng
         n = syllables or rng.choice((2, 2, 3))
-        parts = [rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(n)]
-        marker = rng.choice(MARKERS)
-        slot = rng.randrange(n)
-        parts[slot] = (parts[slot][:1] + marker) if slot else (marker + parts[slot][-1:])
+        rare = rng.randrange(n)
+        parts = []
+        for i in range(n):
+            onset = "" if i == 0 and rng.random() < 0.2 else rng.choice(ONSETS)
+            nucleus = rng.choice(NUCLEI if onset else NUCLEI[:5])
+            if i == rare and rng.random() < 0.4:
+                onset = rng.choice(RARE_ONSETS)
+            elif i == rare:
+                nucleus = rng.choice(RARE_NUCLEI)
+            parts.append(onset + nucleus + rng.choice(FINAL_CODAS if i == n - 1 else INNER_CODAS))
         return "".join(parts).capitalize()
 
     def claim(self, name: str) -> bool:
@@ -57,7 +65,11 @@ class NameGen:
 
     def settlement(self, suffixes: tuple[str, ...]) -> str:
         """A unique place name, sometimes with a settlement suffix."""
-        return self.unique(lambda: self.word() + self.rng.choice(suffixes))
+        return self.unique(lambda: self.suffixed(self.rng.choice(suffixes)))
+
+    def suffixed(self, suffix: str) -> str:
+        """A word with `suffix`; suffixed words are kept short."""
+        return self.word(2 if suffix else None) + suffix
 
     def fresh(self) -> str:
         """A unique bare word (countries, regions, name stems)."""

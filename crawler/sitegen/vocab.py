@@ -80,8 +80,8 @@ EVENT_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "expedition": ("Expeditions", ("{w} Expedition", "{w} Survey Expedition")),
     "festival": ("Festivals", ("{c} Festival of {y}", "{w} Festival")),
     "strike": ("Strikes", ("{c} Strike of {y}", "{w} Strike")),
-    "flood": ("Floods", ("Great Flood of {c}", "{c} Flood of {y}")),
-    "fire": ("Fires", ("Great Fire of {c}", "{c} Fire of {y}")),
+    "flood": ("Floods", ("Great Flood of {c}", "{c} Flood of {y}", "{w} Flood")),
+    "fire": ("Fires", ("Great Fire of {c}", "{c} Fire of {y}", "{w} Fire")),
     "regatta": ("Regattas", ("{c} Regatta of {y}", "{w} Regatta")),
     "council": ("Councils", ("Council of {c}", "{w} Council")),
 }

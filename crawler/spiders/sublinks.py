@@ -77,7 +77,7 @@ class SublinksSpider(scrapy.Spider):
             yield scrapy.Request(root, callback=self.parse, errback=self.on_error, meta={"root": root, "depth": 0})
 
     def parse(self, response: Response) -> Iterator[PageItem | scrapy.Request]:
-        """One page: an item for it, then requests for its in-scope links (while depth allows)."""
+        """One page: requests for its in-scope links (while depth allows), then an item for it."""
         stats = self.crawler.stats
         if not is_html(response):
             stats.inc_value("wdtk/skipped/non_html")
@@ -89,13 +89,14 @@ class SublinksSpider(scrapy.Spider):
         page_url = canonical((response.meta.get("redirect_urls") or [response.request.url])[0])
         links = self._links(response, page_url)
         self.state["pages"] = self.pages_done + 1
-        yield self._item(response, page_url, depth, links)
-        if depth >= self.max_depth:
+        # Requests before the item: the frontier grows before the item's extraction is even queued.
+        if depth < self.max_depth:
+            meta = {"root": response.meta["root"], "parent_url": page_url}
+            for url in links:
+                yield scrapy.Request(url, callback=self.parse, errback=self.on_error, meta=dict(meta))
+        else:
             stats.inc_value("wdtk/links/depth_limit", len(links))
-            return
-        meta = {"root": response.meta["root"], "parent_url": page_url}
-        for url in links:
-            yield scrapy.Request(url, callback=self.parse, errback=self.on_error, meta=dict(meta))
+        yield self._item(response, page_url, depth, links)
 
     def _links(self, response: Response, page_url: str) -> list[str]:
         """In-scope, canonical, de-duplicated out-links in page order; skipped ones counted by reason."""

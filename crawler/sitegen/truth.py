@@ -1,0 +1,103 @@
+"""Write and read the ground truth under `_truth/` (layout documented in the package docstring)."""
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from .chrome import CHROME_STRINGS, SITE_NAME
+from .plan import Plan
+from .world import RELATIONS
+
+TRUTH_DIR = "_truth"
+
+
+def write_truth(out: Path, plan: Plan, records: list[dict], fact_pages: dict[str, list[str]]) -> None:
+    """Write entities, facts, pages, categories and site-level traps as JSON."""
+    folder = out / TRUTH_DIR
+    write_list(folder / "entities.json", [entity_record(plan, e) for e in plan.articles])
+    write_list(folder / "facts.json", [
+        {"id": f.id, "subject": f.subject, "relation": f.relation, "object": f.object, "object_type": f.kind,
+         "object_text": f.text, "pages": fact_pages.get(f.id, [])}
+        for f in plan.world.facts
+    ])  # fmt: skip
+    write_list(folder / "pages.json", records)
+    write_list(folder / "categories.json", [
+        {"path": c.path, "title": c.title, "subject_type": c.subject_type, "relation": c.relation,
+         "object": c.object, "object_text": c.object_text, "members": c.members}
+        for c in plan.categories
+    ])  # fmt: skip
+    (folder / "site.json").write_text(json.dumps(site_record(plan, records), indent=1) + "\n")
+
+
+def write_list(path: Path, items: list[dict]) -> None:
+    """A JSON array with one item per line: diffable, and still one json.load away."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("[\n" + ",\n".join(json.dumps(item, ensure_ascii=False) for item in items) + "\n]\n")
+
+
+def entity_record(plan: Plan, entity) -> dict:
+    """One entity with attributes in relation order; entity-valued attributes hold entity ids."""
+    attrs = {r: entity.attrs[r] for r in RELATIONS[entity.type] if r in entity.attrs}
+    record = {"id": entity.id, "type": entity.type, "name": entity.name, "url": entity.url, "attributes": attrs}
+    if entity.id in plan.talk:
+        record["talk_url"] = f"/private/talk/{entity.slug}.html"
+    record["categories"] = [c.path for c in plan.categories_of.get(entity.id, ())]
+    return record
+
+
+def site_record(plan: Plan, records: list[dict]) -> dict:
+    """Site-wide truth: chrome strings, robots rules, redirects, broken links, files and URL variants."""
+    offsite = defaultdict(list)
+    for record in records:
+        for href in record["links"]:
+            if href.startswith(("http://", "https://")):
+                offsite[href].append(record["path"])
+    return {
+        "seed": plan.seed,
+        "page_count": len(records),
+        "page_kinds": dict(sorted(Counter(r["kind"] for r in records).items())),
+        "site_name": SITE_NAME,
+        "chrome_strings": list(CHROME_STRINGS),
+        "featured": [plan.world.by_id[i].url for i in plan.featured],
+        "robots_disallow": ["/private/", "/_truth/", "/_redirects.json"],
+        "redirects": [
+            {
+                "from": src,
+                "to": dst,
+                "final": final_target(plan.redirects, src),
+                "offsite": not final_target(plan.redirects, src).startswith("/"),
+            }
+            for src, dst in sorted(plan.redirects.items())
+        ],  # fmt: skip
+        "broken_links": [{"path": p, "linked_from": sorted(set(s))} for p, s in sorted(plan.broken.items())],
+        "files": [
+            {
+                "path": f.path,
+                "kind": f.kind,
+                "content_type": f.content_type,
+                "entity": f.entity,
+                "linked_from": [plan.world.by_id[f.entity].url],
+            }
+            for f in plan.files
+        ],  # fmt: skip
+        "url_variants": [{"target": t, "hrefs": h} for t, h in sorted(plan.variants.items())],
+        "offsite_links": [{"href": h, "linked_from": p} for h, p in sorted(offsite.items())],
+    }
+
+
+def final_target(redirects: dict[str, str], path: str) -> str:
+    """Follow a redirect chain to its end."""
+    seen = set()
+    while path in redirects and path not in seen:
+        seen.add(path)
+        path = redirects[path]
+    return path
+
+
+def load_truth(site_dir: Path) -> dict:
+    """Everything under `_truth/` as one dict: site.json's keys plus entities, facts, pages and categories."""
+    folder = Path(site_dir) / TRUTH_DIR
+    truth = json.loads((folder / "site.json").read_text())
+    for name in ("entities", "facts", "pages", "categories"):
+        truth[name] = json.loads((folder / f"{name}.json").read_text(encoding="utf-8"))
+    return truth

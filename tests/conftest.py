@@ -1,0 +1,40 @@
+"""Shared fixtures: a generated 300-page fictional site, its ground truth, and local servers for it."""
+
+from pathlib import Path
+
+import pytest
+
+from wdtk.crawler.sitegen import build_site, load_truth, start_server
+
+SITE_PAGES = 300
+SITE_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def site_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 300-page site (seed 7), built once per test session."""
+    path = tmp_path_factory.mktemp("site")
+    build_site(path, SITE_PAGES, seed=SITE_SEED)
+    return path
+
+
+@pytest.fixture(scope="session")
+def site_server(site_dir: Path):
+    """Base URL ('http://127.0.0.1:PORT') of a server for `site_dir`, shared by the session."""
+    server, base_url = start_server(site_dir)
+    yield base_url
+    server.shutdown()
+
+
+@pytest.fixture
+def fresh_site_server(site_dir: Path):
+    """(server, base URL) of a server with an empty `server.request_log`, for one test."""
+    server, base_url = start_server(site_dir)
+    yield server, base_url
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def truth(site_dir: Path) -> dict:
+    """The site's ground truth (see `wdtk.crawler.sitegen` for the keys)."""
+    return load_truth(site_dir)
