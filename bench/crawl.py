@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRAPY = [sys.executable, "-m", "scrapy"]
 COMMON = {
     "AUTOTHROTTLE_ENABLED": "False",
+    "ROBOTSTXT_OBEY": "True",
     "CONCURRENT_REQUESTS": "64",
     "CONCURRENT_REQUESTS_PER_DOMAIN": "64",
     "LOG_LEVEL": "WARNING",
@@ -43,6 +44,7 @@ class Bare(scrapy.Spider):
     def __init__(self, root, stats_path, **kw):
         super().__init__(**kw)
         self.start_urls, self.stats_path = [root], stats_path
+        self.allowed_domains = [urlsplit(root).hostname]  # the offsite middleware drops off-site redirects
         self.site = urlsplit(root).netloc
         self.links = LinkExtractor()  # allow_domains does not match IP hosts; filter by netloc below
         self.t0 = time.monotonic()
@@ -71,14 +73,14 @@ def run_bare(root: str, work: Path) -> dict:
     spider.write_text(BARE_SPIDER)
     stats = work / "bare.json"
     cmd = [*SCRAPY, "runspider", str(spider), "-a", f"root={root}", "-a", f"stats_path={stats}"]
-    subprocess.run(cmd + settings_args({}), check=True, cwd=work)
+    subprocess.run(cmd + settings_args({}), check=True, cwd=work, stderr=subprocess.DEVNULL)
     return json.loads(stats.read_text())
 
 
 def run_sublinks(root: str, work: Path) -> dict:
     out = work / "sublinks"
     cmd = [*SCRAPY, "crawl", "sublinks", "-a", f"roots={root}", "-a", "max_depth=1000", "-a", "max_pages=0"]
-    subprocess.run(cmd + settings_args({"WDTK_OUTPUT_DIR": str(out)}), check=True, cwd=REPO)
+    subprocess.run(cmd + settings_args({"WDTK_OUTPUT_DIR": str(out)}), check=True, cwd=REPO, stderr=subprocess.DEVNULL)
     summary = json.loads((out / "crawl_summary.json").read_text())
     return {"pages": summary["pages"], "seconds": summary["seconds"]}
 

@@ -13,6 +13,9 @@ import trafilatura
 from lxml import etree
 
 EXTRACTOR = f"trafilatura-{trafilatura.__version__}"
+# trafilatura's fallback extractors (justext, readability) double its cost and matter when the main pass
+# finds little; so run the fast pass first and the full one only when it comes back this short.
+FALLBACK_BELOW_CHARS = 100
 # A page's declared main region: what it says is content, whatever its link density.
 _MAIN_REGION = etree.XPath("//main | //article | //*[@role='main'] | //*[@id='content']")
 _PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
@@ -30,17 +33,27 @@ def _unwrap_table_links(tree: lxml.html.HtmlElement) -> None:
             etree.strip_tags(table, "a")
 
 
-def extract_page(html: str, url: str | None = None) -> tuple[str, str]:
-    """(title, main text) of one HTML page; ('', '') for an empty or unparseable document."""
-    if not html.strip():
-        return "", ""
+def _tree(html: str) -> lxml.html.HtmlElement | None:
     try:
         tree = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
     except (etree.ParserError, ValueError):
+        return None
+    _unwrap_table_links(tree)
+    return tree
+
+
+def _trafilatura(tree: lxml.html.HtmlElement, url: str | None, fast: bool) -> str:
+    options = dict(url=url, include_tables=True, include_comments=False, include_links=False, deduplicate=False)
+    return trafilatura.extract(tree, fast=fast, **options) or ""
+
+
+def extract_page(html: str, url: str | None = None) -> tuple[str, str]:
+    """(title, main text) of one HTML page; ('', '') for an empty or unparseable document."""
+    tree = _tree(html) if html.strip() else None
+    if tree is None:
         return "", ""
     title = " ".join((tree.findtext(".//title") or "").split())
-    _unwrap_table_links(tree)
-    text = trafilatura.extract(
-        tree, url=url, include_tables=True, include_comments=False, include_links=False, deduplicate=False
-    )
-    return title, text or ""
+    text = _trafilatura(tree, url, fast=True)
+    if len(text) < FALLBACK_BELOW_CHARS:  # trafilatura pruned `tree` in place: the full pass needs a fresh one
+        text = max(text, _trafilatura(_tree(html), url, fast=False), key=len)
+    return title, text

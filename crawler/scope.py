@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from scrapy.linkextractors import IGNORED_EXTENSIONS
@@ -13,6 +14,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SKIP_EXT = frozenset("." + e for e in IGNORED_EXTENSIONS)
 
 
+@lru_cache(maxsize=1 << 16)  # pages repeat the same chrome links; canonicalize_url costs ~20 us a call
 def canonical(url: str) -> str:
     """The form a URL is crawled and recorded under: fragment dropped, query sorted, escapes normalised."""
     return canonicalize_url(url, keep_fragments=False)
