@@ -8,10 +8,10 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from scrapy.exceptions import NotConfigured
+from scrapy.exceptions import DropItem, NotConfigured
 
 from .. import __version__
-from ..schemas import ShardWriter, record_id, validate
+from ..schemas import RecordError, ShardWriter, record_id, validate
 from .extract import EXTRACTOR, extract_page
 
 
@@ -24,11 +24,26 @@ def page_record(item: dict, title: str, text: str) -> dict:
     return record
 
 
+def build_record(item: dict) -> tuple[dict, str | None]:
+    """(validated page record, extraction error or None) for a fetched item: the work done in worker processes.
+
+    A page the extractor chokes on is still a page: it is kept with empty text and the error reported.
+    A record that fails its schema raises RecordError.
+    """
+    try:
+        (title, text), error = extract_page(item["html"], item["url"]), None
+    except Exception as exc:
+        title, text, error = "", "", repr(exc)
+    record = page_record(item, title, text)
+    validate(record, "page")
+    return record, error
+
+
 class ExtractPipeline:
     """Turns PageItems into validated page records, extracting text in worker processes.
 
-    trafilatura costs milliseconds of pure Python per page; run inline it would stall the reactor and
-    with it every download. WDTK_EXTRACT_WORKERS=0 extracts inline (small crawls, debugging).
+    trafilatura and schema validation cost milliseconds of pure Python per page; run inline they would
+    stall the reactor and with it every download. WDTK_EXTRACT_WORKERS=0 works inline (debugging).
     """
 
     def __init__(self, crawler) -> None:
@@ -51,20 +66,20 @@ class ExtractPipeline:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
     async def process_item(self, item) -> dict:
-        item = dict(item)
+        item, stats = dict(item), self.crawler.stats
         try:
             if self.pool:
-                title, text = await asyncio.wrap_future(self.pool.submit(extract_page, item["html"], item["url"]))
+                record, error = await asyncio.wrap_future(self.pool.submit(build_record, item))
             else:
-                title, text = extract_page(item["html"], item["url"])
-        except Exception as exc:  # a page the extractor chokes on is still a page: keep it, count it
-            self.crawler.stats.inc_value("wdtk/errors/extract")
-            self.crawler.spider.logger.warning("extraction failed for %s: %r", item["url"], exc)
-            title, text = "", ""
-        if not text:
-            self.crawler.stats.inc_value("wdtk/pages/empty_text")
-        record = page_record(item, title, text)
-        validate(record, "page")
+                record, error = build_record(item)
+        except RecordError as exc:
+            stats.inc_value("wdtk/errors/invalid_record")
+            raise DropItem(f"invalid page record for {item['url']}: {exc}") from None
+        if error:
+            stats.inc_value("wdtk/errors/extract")
+            self.crawler.spider.logger.warning("extraction failed for %s: %s", item["url"], error)
+        if not record["text"]:
+            stats.inc_value("wdtk/pages/empty_text")
         return record
 
 
