@@ -75,7 +75,6 @@ def site_serve(directory: Path, port: int, quiet: bool) -> None:
 
     if not (directory / "index.html").exists():
         raise click.ClickException(f"{directory} has no index.html: build it first with `wdtk site build {directory}`")
-    click.echo(f"serving {directory} on http://127.0.0.1:{port}/ (Ctrl-C stops)")
     serve(directory, port=port, quiet=quiet)
 
 

@@ -77,10 +77,11 @@ def run_bare(root: str, work: Path) -> dict:
     return json.loads(stats.read_text())
 
 
-def run_sublinks(root: str, work: Path) -> dict:
+def run_sublinks(root: str, work: Path, extra: dict[str, str] | None = None) -> dict:
     out = work / "sublinks"
     cmd = [*SCRAPY, "crawl", "sublinks", "-a", f"roots={root}", "-a", "max_depth=1000", "-a", "max_pages=0"]
-    subprocess.run(cmd + settings_args({"WDTK_OUTPUT_DIR": str(out)}), check=True, cwd=REPO, stderr=subprocess.DEVNULL)
+    settings = settings_args({"WDTK_OUTPUT_DIR": str(out), **(extra or {})})
+    subprocess.run(cmd + settings, check=True, cwd=REPO, stderr=subprocess.DEVNULL)
     summary = json.loads((out / "crawl_summary.json").read_text())
     return {"pages": summary["pages"], "seconds": summary["seconds"]}
 
@@ -89,6 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=5000, help="size of the generated site")
     parser.add_argument("--rounds", type=int, default=2, help="alternating runs of each spider")
+    parser.add_argument(
+        "--inline",
+        action="store_true",
+        help="also run sublinks with extraction on the reactor thread (WDTK_EXTRACT_WORKERS=0)",
+    )
     args = parser.parse_args()
 
     from wdtk.crawler.sitegen import build_site, start_server
@@ -98,10 +104,13 @@ def main() -> None:
         print(f"building a {args.pages}-page site in {site} ...", flush=True)
         build_site(site, pages=args.pages, seed=1)
     server, base = start_server(site)
-    rates: dict[str, list[float]] = {"bare": [], "sublinks": []}
+    runs = {"bare": run_bare, "sublinks": run_sublinks}
+    if args.inline:
+        runs["inline"] = lambda root, work: run_sublinks(root, work, {"WDTK_EXTRACT_WORKERS": "0"})
+    rates: dict[str, list[float]] = {name: [] for name in runs}
     try:
         for i in range(args.rounds):
-            for name, run in (("bare", run_bare), ("sublinks", run_sublinks)):
+            for name, run in runs.items():
                 with tempfile.TemporaryDirectory() as tmp:
                     result = run(base + "/", Path(tmp))
                 rate = result["pages"] / result["seconds"] * 60
@@ -113,9 +122,12 @@ def main() -> None:
                 )
     finally:
         server.shutdown()
-    bare, full = statistics.median(rates["bare"]), statistics.median(rates["sublinks"])
-    print(f"\nmedian pages/min: bare {bare:.0f}, sublinks {full:.0f}")
-    print(f"ratio sublinks/bare = {full / bare:.2f} (target >= 0.80) on {os.cpu_count()} cores")
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    print("\nmedian pages/min: " + ", ".join(f"{name} {rate:.0f}" for name, rate in medians.items()))
+    ratio = medians["sublinks"] / medians["bare"]
+    print(f"ratio sublinks/bare = {ratio:.2f} (target >= 0.80) on {os.cpu_count()} cores")
+    if "inline" in medians:
+        print(f"ratio inline/bare = {medians['inline'] / medians['bare']:.2f} (extraction on the reactor thread)")
 
 
 if __name__ == "__main__":

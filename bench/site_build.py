@@ -28,8 +28,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             summary = build_site(Path(tmp) / "site", pages=args.pages, seed=i)
         times.append(summary["seconds"])
-        print(f"round {i + 1}: {summary['pages']} pages, {summary['facts']} facts in {summary['seconds']:.1f}s "
-              f"= {summary['pages'] / summary['seconds']:.0f} pages/s", flush=True)
+        print(
+            f"round {i + 1}: {summary['pages']} pages, {summary['facts']} facts in {summary['seconds']:.1f}s "
+            f"= {summary['pages'] / summary['seconds']:.0f} pages/s",
+            flush=True,
+        )
     print(f"best {min(times):.1f}s = {min(times) / BUDGET_SECONDS:.2f} of the {BUDGET_SECONDS:.0f}s budget")
 
 

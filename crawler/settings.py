@@ -39,7 +39,7 @@ LOGSTATS_INTERVAL = 15.0
 FEED_EXPORT_ENCODING = "utf-8"
 
 # wdtk's own settings
-WDTK_EXTRACT_WORKERS = -1  # processes for main-text extraction; -1 = one per core, 0 = inline
+WDTK_EXTRACT_WORKERS = -1  # processes for main-text extraction; -1 = cores - 1 (at least 1), 0 = inline
 WDTK_OUTPUT_DIR = None  # set by `wdtk crawl -o DIR`: shards go to DIR/pages/
 WDTK_OUTPUT_FORMAT = "jsonl.gz"
 WDTK_SHARD_SIZE = 1000

@@ -295,9 +295,9 @@ def test_started_servers_are_independent(site_dir: Path) -> None:
         second.shutdown()
 
 
-def test_serve_blocks_until_ctrl_c(site_dir: Path) -> None:
-    code = f"from pathlib import Path; from wdtk.crawler.sitegen import serve; serve(Path({str(site_dir)!r}), port=0)"
-    process = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+def test_wdtk_site_serve_blocks_until_ctrl_c(site_dir: Path) -> None:
+    cmd = [sys.executable, "-m", "wdtk.cli", "site", "serve", str(site_dir), "--port", "0", "--quiet"]
+    process = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         banner = process.stderr.readline()
         base_url = re.search(r"http://127\.0\.0\.1:\d+", banner).group(0)

@@ -30,6 +30,12 @@ class SiteServer(ThreadingHTTPServer):
     """A threaded server that knows the site's redirects and logs every request path."""
 
     daemon_threads = True
+
+    def handle_error(self, request, client_address) -> None:
+        """A client hanging up mid-response (a crawler skipping a body) is normal: no traceback for it."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
     # socketserver's default backlog is 5: a crawler opening dozens of connections at once overflows
     # it, the kernel drops SYNs, and each dropped one costs the client a 1 s retransmit.
     request_queue_size = 1024
@@ -111,8 +117,8 @@ def start_server(root: Path, port: int = 0, host: str = "127.0.0.1") -> tuple[Si
 def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, quiet: bool = False) -> None:
     """Serve `root` until interrupted (Ctrl-C stops cleanly)."""
     server = SiteServer((host, port), root, quiet=quiet)
-    if not quiet:
-        print(f"Serving {root} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)", file=sys.stderr)
+    # always printed: with port 0 this line is the only way to learn the address
+    print(f"Serving {root} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
