@@ -224,25 +224,53 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option("--pages", default=300, type=click.IntRange(50, 100_000), help="Size of the generated site.")
 @click.option("--seed", default=0, type=int, help="Seed of the generated site.")
 @click.option("--max-pages", default=200, type=click.IntRange(1), help="Pages to crawl.")
-def demo(run_dir: Path, pages: int, seed: int, max_pages: int) -> None:
-    """Run the pipeline offline: build a site, serve it on 127.0.0.1, crawl it, summarise."""
+@click.option("--groups", default=4, type=click.IntRange(0), help="Page groups for CRAWLQA (0: stop after the crawl).")
+@click.option("--rewrites", default=1, type=click.IntRange(0), help="E2HQA rounds on CRAWLQA's output.")
+@click.option(
+    "--model",
+    envvar="WDTK_MODEL",
+    default="embedded",
+    help="LLM for synthesis; the embedded default is offline and tiny, so expect few kept pairs.",
+)
+@click.option("--api-base", envvar="WDTK_API_BASE", default=None, help="OpenAI-compatible endpoint for --model.")
+def demo(
+    run_dir: Path, pages: int, seed: int, max_pages: int, groups: int, rewrites: int, model: str, api_base: str | None
+) -> None:
+    """Run the pipeline offline: build a site, serve it on 127.0.0.1, crawl it, index it, synthesise QA."""
     from .crawler.sitegen import build_site, start_server
 
     started = time.monotonic()
     site_dir = run_dir / "site"
-    summary = build_site(site_dir, pages=pages, seed=seed)
-    click.echo(f"[1/2] built a {summary['pages']}-page site in {site_dir} ({summary['seconds']:.1f}s)")
+    summary = {"site": build_site(site_dir, pages=pages, seed=seed)}
+    click.echo(f"[1/3] built a {summary['site']['pages']}-page site in {site_dir} ({summary['site']['seconds']:.1f}s)")
     server, base_url = start_server(site_dir)
     try:
-        click.echo(f"[2/2] crawling {base_url}/ (served from {site_dir})")
-        crawl_summary = _run_crawl(
+        click.echo(f"[2/3] crawling {base_url}/ (served from {site_dir})")
+        summary["crawl"] = _run_crawl(
             [base_url + "/"], run_dir / "crawl", max_pages=max_pages, max_depth=4, throttle=False, restart=True
         )
     finally:
         server.shutdown()
-    (run_dir / "demo_summary.json").write_text(json.dumps({"site": summary, "crawl": crawl_summary}, indent=2))
+    if groups:
+        from .synth.commands import synthesise
+
+        click.echo(f"[3/3] synthesising QA with {model} ({groups} page groups, {rewrites} E2HQA rounds)")
+        summary["synth"] = synthesise(
+            run_dir, rewrites=rewrites, max_groups=groups, model=model, api_base=api_base, workers=0, restart=True
+        )
+    (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     click.echo(f"done in {time.monotonic() - started:.1f}s; summary in {run_dir / 'demo_summary.json'}")
 
+
+def _register_stage_commands() -> None:
+    """Stage command groups that live beside their stages."""
+    from .synth.commands import index, synth
+
+    main.add_command(synth)
+    main.add_command(index)
+
+
+_register_stage_commands()
 
 if __name__ == "__main__":
     main()

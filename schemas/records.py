@@ -42,7 +42,7 @@ class RecordError(ValueError):
         elif self.line is not None:
             where = f"line {self.line}: "
         if self.index is not None:
-            where += f"record {self.index}: "
+            where += f"record {self.index + 1}: "  # people count from 1
         if self.field is not None:
             where += f"field {self.field!r}: "
         return where + self.message

@@ -38,3 +38,13 @@ def fresh_site_server(site_dir: Path):
 def truth(site_dir: Path) -> dict:
     """The site's ground truth (see `wdtk.crawler.sitegen` for the keys)."""
     return load_truth(site_dir)
+
+
+@pytest.fixture
+def openai_server():
+    """A started `FakeOpenAIServer` (tests/servers/openai_server.py documents it): `.base_url`, `.queue(...)`,
+    `.requests`; stopped after the test."""
+    from servers import FakeOpenAIServer
+
+    with FakeOpenAIServer() as server:
+        yield server

@@ -266,14 +266,14 @@ def test_bad_record_leaves_no_partial_output(tmp_path: Path, dst: str) -> None:
     with pytest.raises(RecordError) as info:
         write_records(records, tmp_path / dst, "page", shard_size=10)
     assert (info.value.index, info.value.field) == (3, "depth")
-    assert f"{dst}: record 3: field 'depth': 'deep' is not of type 'integer'" in str(info.value)
+    assert f"{dst}: record 4: field 'depth': 'deep' is not of type 'integer'" in str(info.value)
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
 def test_shard_writer_flush_count_paths(tmp_path: Path) -> None:
     with ShardWriter(tmp_path, kind="qa", shard_size=100) as writer:
         writer.write(example("qa"))
-        with pytest.raises(RecordError, match="record 1: field 'answer'"):
+        with pytest.raises(RecordError, match="record 2: field 'answer'"):
             writer.write(example("qa") | {"answer": ""})
         writer.flush()  # a short shard, durable and readable while the writer stays open
         assert list(read_records(tmp_path, "qa")) == [example("qa")]
@@ -375,7 +375,7 @@ def test_path_and_kind_errors_raise_before_iterating(tmp_path: Path) -> None:
 
 
 def test_write_errors(tmp_path: Path) -> None:
-    with pytest.raises(RecordError, match=r"record 1: not JSON-serialisable"):
+    with pytest.raises(RecordError, match=r"record 2: not JSON-serialisable"):
         write_records([{"a": 1}, {"when": datetime.datetime(2025, 1, 1)}], tmp_path / "r.jsonl")
     mixed = [{"meta": {"x": 1}}, {"meta": {"x": "one"}}]
     with pytest.raises(RecordError, match=r"m\.parquet: field 'meta': cannot store as Parquet .* use jsonl\.gz"):

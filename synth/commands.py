@@ -1,0 +1,295 @@
+"""`wdtk synth` and `wdtk index`: click glue over the synthesis stages (registered by wdtk.cli)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+
+def _llm_options(fn):
+    for option in reversed(
+        [
+            click.option(
+                "--model",
+                envvar="WDTK_MODEL",
+                default="embedded",
+                help="LLM: 'embedded' (offline SmolLM2-135M, weak), a litellm model string, "
+                "'openai:NAME' with --api-base, or 'vllm:NAME'.",
+            ),
+            click.option(
+                "--api-base",
+                envvar="WDTK_API_BASE",
+                default=None,
+                help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp).",
+            ),
+            click.option(
+                "--concurrency", default=32, type=click.IntRange(1), help="LLM requests in flight per worker."
+            ),
+            click.option(
+                "--rpm", type=click.FloatRange(0, min_open=True), help="Requests-per-minute limit per worker."
+            ),
+            click.option("--tpm", type=click.FloatRange(0, min_open=True), help="Tokens-per-minute limit per worker."),
+            click.option(
+                "--workers",
+                default=None,
+                type=click.IntRange(0),
+                help="Local Dask worker processes (default: one per core; 0: run in this process).",
+            ),
+            click.option(
+                "--scheduler",
+                default=None,
+                metavar="tcp://HOST:PORT",
+                help="Run on an existing Dask cluster (its workers must see the working directory).",
+            ),
+            click.option("--partition-size", default=16, type=click.IntRange(1), help="Items per Dask task."),
+            click.option("--restart", is_flag=True, help="Discard this stage's earlier output instead of resuming."),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def _backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
+    from .parallel import Backends, RunOptions
+
+    backends = Backends(
+        model=model,
+        api_base=api_base,
+        cache_path=str(run_dir / "llm_cache.sqlite"),
+        search=search,
+        concurrency=opts["concurrency"],
+        rpm=opts["rpm"],
+        tpm=opts["tpm"],
+    )
+    workers = opts["workers"]
+    run_opts = RunOptions(
+        partition_size=opts["partition_size"],
+        scheduler=opts["scheduler"],
+        **({} if workers is None else {"workers": workers}),
+    )
+    return backends, run_opts
+
+
+def _run_synth_stage(name: str, out_dir: Path, restart: bool, call) -> dict:
+    """Run one stage with a progress bar, turning resumable failures into one clear line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .parallel import PartitionsFailed, StageInputChanged
+
+    if restart:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
+        task = bar.add_task(name, total=None)
+        try:
+            summary = call(lambda s: bar.advance(task))
+        except (PartitionsFailed, StageInputChanged, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+    _print_stage_summary(summary, out_dir)
+    return summary
+
+
+def _print_stage_summary(summary: dict, out_dir: Path) -> None:
+    usage = summary["usage"]
+    calls = sum(u.get("calls", 0) for u in usage.values())
+    hits = sum(u.get("cache_hits", 0) for u in usage.values())
+    tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage.values())
+    cost = sum(u.get("cost", 0.0) for u in usage.values())
+    resumed = f", {summary['resumed_partitions']} partitions resumed" if summary["resumed_partitions"] else ""
+    click.echo(
+        f"{summary['stage']}: {summary['kept']} records kept from {summary['items']} inputs{resumed} "
+        f"-> {out_dir / 'records'}"
+    )
+    if summary["rejected"]:
+        click.echo("  rejected: " + ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()))
+    click.echo(f"  LLM: {calls} calls, {hits} cache hits, {tokens} tokens, ${cost:.4f}")
+
+
+@click.group(invoke_without_command=True, context_settings={"show_default": True})
+@click.option(
+    "--dir",
+    "run_dir",
+    default=Path("runs/demo"),
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Working directory: reads crawl/pages and index/, writes synth/.",
+)
+@click.option("--rewrites", default=3, type=click.IntRange(0), help="E2HQA rounds on top of CRAWLQA (0: none).")
+@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@_llm_options
+@click.pass_context
+def synth(
+    ctx: click.Context,
+    run_dir: Path,
+    rewrites: int,
+    max_groups: int | None,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """Synthesise QA: CRAWLQA on the crawled pages, then E2HQA rounds on its output.
+
+    `wdtk synth --rewrites 3` runs both on DIR (default runs/demo, as `wdtk demo` leaves it);
+    `wdtk synth crawlqa ...` and `wdtk synth e2hqa ...` run one method on any input. A killed
+    run resumes where it stopped when started again; no completed LLM call is paid twice.
+    """
+    if ctx.invoked_subcommand:
+        return
+    synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
+
+
+def synthesise(
+    run_dir: Path,
+    rewrites: int,
+    max_groups: int | None,
+    model: str,
+    api_base: str | None,
+    restart: bool = False,
+    **opts,
+) -> dict:
+    """CRAWLQA on run_dir/crawl/pages, then E2HQA rounds on its records (what `wdtk synth` and the demo run)."""
+    defaults = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
+    opts = {**defaults, **opts}
+    from . import crawlqa, e2hqa
+
+    pages = run_dir / "crawl" / "pages"
+    if not pages.exists():
+        hint = f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`"
+        raise click.ClickException(f"no crawled pages in {pages}: {hint}")
+    index = _ensure_index(pages, run_dir / "index")
+    backends, run_opts = _backends(run_dir, model, api_base, f"bm25:{index}", **opts)
+    out = run_dir / "synth"
+    summaries = {
+        "crawlqa": _run_synth_stage(
+            "crawlqa",
+            out / "crawlqa",
+            restart,
+            lambda p: crawlqa.run(pages, out / "crawlqa", crawlqa.CrawlQAConfig(), backends, run_opts, max_groups, p),
+        )
+    }
+    if rewrites:
+        cfg = e2hqa.E2HQAConfig(rewrites=rewrites)
+        summaries["e2hqa"] = _run_synth_stage(
+            "e2hqa",
+            out / "e2hqa",
+            restart,
+            lambda p: e2hqa.run(out / "crawlqa" / "records", out / "e2hqa", cfg, backends, run_opts, None, p),
+        )
+    return summaries
+
+
+@synth.command("crawlqa")
+@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output: records/, rejects/, summary.json, resumable state.",
+)
+@click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
+@click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
+@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@_llm_options
+def crawlqa_cmd(
+    pages: Path,
+    out_dir: Path,
+    types: str,
+    per_type: int,
+    max_groups: int | None,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
+    from . import crawlqa
+
+    wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
+    cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
+    backends, run_opts = _backends(out_dir, model, api_base, None, **opts)
+    _run_synth_stage(
+        "crawlqa", out_dir, restart, lambda p: crawlqa.run(pages, out_dir, cfg, backends, run_opts, max_groups, p)
+    )
+
+
+@synth.command("e2hqa")
+@click.argument("seeds", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output: records/, rejects/, summary.json, resumable state.",
+)
+@click.option(
+    "--search",
+    "search",
+    required=True,
+    metavar="ENGINE",
+    help="bm25:INDEX_DIR (from `wdtk index`), serper:URL or searxng:URL.",
+)
+@click.option("--rewrites", default=3, type=click.IntRange(1), help="Rounds of entity rewriting per question.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many seeds.")
+@_llm_options
+def e2hqa_cmd(
+    seeds: Path,
+    out_dir: Path,
+    search: str,
+    rewrites: int,
+    limit: int | None,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
+    from . import e2hqa
+
+    backends, run_opts = _backends(out_dir, model, api_base, search, **opts)
+    _run_synth_stage(
+        "e2hqa",
+        out_dir,
+        restart,
+        lambda p: e2hqa.run(seeds, out_dir, e2hqa.E2HQAConfig(rewrites=rewrites), backends, run_opts, limit, p),
+    )
+
+
+def _ensure_index(pages: Path, index_dir: Path) -> Path:
+    """The BM25 index of `pages`, (re)built when missing or when the page shards changed since it was built."""
+    import hashlib
+    import json
+
+    files = sorted(pages.rglob("*")) if pages.is_dir() else [pages]
+    fingerprint = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in files if f.is_file()]).encode())
+    stamp = index_dir / ".built_from"
+    if not stamp.exists() or stamp.read_text() != fingerprint.hexdigest():
+        from .index import build_index
+
+        click.echo(f"indexing {pages} -> {index_dir}")
+        shutil.rmtree(index_dir, ignore_errors=True)
+        build_index(pages, index_dir)
+        stamp.write_text(fingerprint.hexdigest())
+    return index_dir
+
+
+@click.command()
+@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index directory (the offline search engine for E2HQA, visit and sampling).",
+)
+def index(pages: Path, out_dir: Path) -> None:
+    """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
+    from .index import build_index
+
+    summary = build_index(pages, out_dir)
+    click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")

@@ -1,0 +1,219 @@
+"""CRAWLQA and E2HQA against a real local OpenAI-compatible server whose replies come from the site's truth.
+
+The scripted "model" reads the rendered prompt the way an LLM would (page URLs, question, entity) and
+answers from the generated site's ground truth, mixing in pairs that must be rejected, so the tests
+check the prompts we send, the parsing, every check and its reject reason, and the kept answers
+against the truth.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wdtk.crawler.extract import extract_page
+from wdtk.schemas import read_records, record_id, write_records
+from wdtk.synth import crawlqa, e2hqa
+from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
+    """Page records for the site's articles and categories, as the crawler would write them."""
+    records = []
+    for page in truth["pages"]:
+        if page["kind"] not in ("article", "category"):
+            continue
+        html = (site_dir / page["path"].lstrip("/")).read_text()
+        title, text = extract_page(html)
+        url = site_server + page["path"]
+        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
+        records.append({"id": record_id("page", url), "url": url, "final_url": url, "status": 200, "title": title,
+                        "text": text, "links": links, "depth": 1, "root": site_server + "/",
+                        "fetched_at": "2026-01-01T00:00:00Z", "content_hash": "0" * 64, "meta": {}})
+    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
+    write_records(records, path, kind="page")
+    return path
+
+
+class TruthModel:
+    """Answers wdtk's prompts from the ground truth, like a careful model, plus planted mistakes."""
+
+    def __init__(self, truth: dict, base: str):
+        self.base = base
+        self.entities = {e["id"]: e for e in truth["entities"]}
+        self.facts_by_page: dict[str, list[dict]] = {}
+        for fact in truth["facts"]:
+            if fact["object_type"] == "entity" and fact["pages"]:
+                self.facts_by_page.setdefault(fact["pages"][0], []).append(fact)
+
+    def __call__(self, body: dict) -> str:
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("You write question-answer pairs"):
+            return json.dumps(self.crawlqa(prompt))
+        if prompt.startswith("Decide whether the evidence"):
+            return json.dumps({"supported": False, "reason": "not stated"})
+        if prompt.startswith("Pick one entity"):
+            return json.dumps(self.pick_entity(prompt))
+        if prompt.startswith("Write a short description"):
+            entity = re.search(r'identifies the entity "(.+?)"', prompt).group(1)
+            return json.dumps({"description": f"the subject of an article with {len(entity)} letters in its title"})
+        if prompt.startswith("A question was rewritten"):
+            return json.dumps({"same_answer": True, "leaks_answer": False, "reason": "fine"})
+        return "I do not understand"
+
+    def crawlqa(self, prompt: str) -> dict:
+        urls = re.findall(r"^URL: (\S+)$", prompt, flags=re.M)
+        root = urls[0]
+        fact = self.facts_by_page.get(root.removeprefix(self.base), [None])[0]
+        if fact is None:
+            return {"qa": []}
+        subject = self.entities[fact["subject"]]["name"]
+        good = {"type": "MULTI-HOP", "question": f"Regarding {subject}: what is its {fact['relation']}?",
+                "answer": fact["object_text"], "evidence_urls": [root]}
+        return {"qa": [
+            good,
+            {**good, "question": f"Is {fact['object_text']} the {fact['relation']} of {subject}?"},  # leaks answer
+            {**good, "type": "SIMPLE"},  # not asked for
+            {**good, "type": "COUNT", "answer": "several"},  # a count that is no number
+            {**good, "evidence_urls": ["http://elsewhere.example/x"]},  # evidence outside the group
+            {**good, "answer": "Nowhere Special"},  # not in the text; the support check says no
+        ]}
+
+    def pick_entity(self, prompt: str) -> dict:
+        question = re.search(r"^Question: (.+)$", prompt, flags=re.M).group(1)
+        answer = re.search(r"^Answer \(do not pick this\): (.+)$", prompt, flags=re.M).group(1)
+        names = sorted((e["name"] for e in self.entities.values() if e["name"] in question), key=len, reverse=True)
+        return {"entity": next((n for n in names if n != answer), answer)}
+
+
+@pytest.fixture
+def truth_server(openai_server, truth, site_server):
+    openai_server.responder = TruthModel(truth, site_server)
+    return openai_server
+
+
+def backends(server, tmp_path, search=None) -> Backends:
+    return Backends(model="openai:truth-model", api_base=server.base_url, cache_path=str(tmp_path / "cache.sqlite"),
+                    search=search, concurrency=8)
+
+
+def test_crawlqa_keeps_grounded_pairs_and_rejects_the_rest_by_reason(truth_server, pages_file, truth, tmp_path):
+    cfg = crawlqa.CrawlQAConfig()
+    summary = crawlqa.run(pages_file, tmp_path / "out", cfg, backends(truth_server, tmp_path),
+                          RunOptions(workers=0, partition_size=4), max_groups=12)
+    kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
+    assert kept and summary["kept"] == len(kept)
+    objects = {f["object_text"] for f in truth["facts"]}
+    assert all(r["answer"] in objects and r["type"] == "MULTI-HOP" and r["source"] == "crawlqa" for r in kept)
+    for reason in ("answer_in_question", "type_not_requested", "count_not_a_number", "evidence_not_in_group",
+                   "unsupported"):
+        assert summary["rejected"][reason] >= 1, reason
+    rejects = list(read_records(tmp_path / "out" / "rejects"))
+    assert {r["reason"] for r in rejects} >= {"unsupported", "answer_in_question"}
+    # the prompt carried the group's pages and only the requested types
+    prompt = truth_server.requests[0]["messages"][0]["content"]
+    assert "[Page 1]" in prompt and "URL: " in prompt and "- COUNT:" in prompt and "- SIMPLE:" not in prompt
+    assert kept[0]["meta"]["prompt_version"] == crawlqa.load_prompt("crawlqa").version
+
+
+def test_unparseable_output_is_rejected_with_the_raw_text(openai_server, pages_file, tmp_path):
+    openai_server.responder = lambda body: "Sure! Here are some questions: 1. What is ..."
+    summary = crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(openai_server, tmp_path),
+                          RunOptions(workers=0), max_groups=2)
+    assert summary["kept"] == 0 and summary["rejected"] == {"unparseable": 2}
+    rejects = list(read_records(tmp_path / "out" / "rejects"))
+    assert rejects[0]["raw"].startswith("Sure! Here are")
+
+
+def test_a_rerun_resumes_and_pays_no_call_twice(truth_server, pages_file, tmp_path):
+    run = lambda: crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
+                              RunOptions(workers=0, partition_size=2), max_groups=6)  # noqa: E731
+    first = run()
+    calls = truth_server.request_count
+    second = run()
+    assert truth_server.request_count == calls and second["resumed_partitions"] == second["partitions"]
+    assert second["kept"] == first["kept"]
+    with pytest.raises(StageInputChanged):
+        crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
+                    RunOptions(workers=0, partition_size=3), max_groups=6)
+
+
+@pytest.fixture(scope="module")
+def index_dir(pages_file, tmp_path_factory) -> Path:
+    from wdtk.synth.index import build_index
+
+    out = tmp_path_factory.mktemp("index")
+    build_index(pages_file, out)
+    return out
+
+
+def test_e2hqa_records_every_hop_and_keeps_the_answer(truth_server, index_dir, truth, tmp_path):
+    people = [e for e in truth["entities"] if e["type"] == "person" and e["attributes"].get("birthplace")]
+    names = {e["id"]: e["name"] for e in truth["entities"]}
+    seeds = tmp_path / "seeds.jsonl"
+    rows = [{"problem": f"Where was {p['name']} born?", "answer": names[p["attributes"]["birthplace"]]}
+            for p in people[:4]]
+    seeds.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = e2hqa.run(seeds, tmp_path / "out", e2hqa.E2HQAConfig(rewrites=2),
+                        backends(truth_server, tmp_path, search=f"bm25:{index_dir}"), RunOptions(workers=0))
+    kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
+    assert summary["kept"] == len(kept) == 4
+    for record, row in zip(sorted(kept, key=lambda r: r["answer"]), sorted(rows, key=lambda r: r["answer"])):
+        assert record["answer"] == row["answer"] and record["source"] == "e2hqa"
+        first = record["hops"][0]
+        assert first["question_before"] == row["problem"] and first["entity"] in row["problem"]
+        assert first["entity"] not in first["question_after"] and first["evidence_urls"]
+        assert record["question"] == record["hops"][-1]["question_after"]
+    # round 2 finds no named entity left but the answer's: rejected, previous question kept
+    assert summary["rejected"].get("entity_is_answer", 0) + summary["rejected"].get("entity_not_in_question", 0) >= 1
+
+
+def test_seed_rows_without_an_answer_fail_with_the_record_number(tmp_path):
+    with pytest.raises(ValueError, match=r"seeds.jsonl: record 2: seed has no answer"):
+        e2hqa.seed_record({"problem": "Who?"}, "seeds.jsonl", 1)  # the second row, counted from 0
+
+
+def test_dask_local_cluster_gives_the_same_records(truth_server, pages_file, tmp_path):
+    here = crawlqa.run(pages_file, tmp_path / "here", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
+                       RunOptions(workers=0, partition_size=3), max_groups=6)
+    dask = crawlqa.run(pages_file, tmp_path / "dask", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
+                       RunOptions(workers=2, partition_size=3), max_groups=6)
+    assert dask["kept"] == here["kept"] and dask["partitions"] == 2
+    ids = lambda d: sorted(r["id"] for r in read_records(d / "records"))  # noqa: E731
+    assert ids(tmp_path / "dask") == ids(tmp_path / "here")
+
+
+def test_sigkilled_run_finishes_with_every_record_once_and_no_repeated_call(openai_server, truth, site_server,
+                                                                           pages_file, tmp_path):
+    openai_server.responder = TruthModel(truth, site_server)
+    openai_server.latency = 0.15
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "wdtk.cli", "synth", "crawlqa", str(pages_file), "-o", str(out), "--model",
+           "openai:truth-model", "--api-base", openai_server.base_url, "--workers", "0", "--partition-size", "2",
+           "--max-groups", "10", "--concurrency", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while openai_server.request_count < 9 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "summary.json").exists()
+    first = openai_server.request_count
+    finished = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    records = list(read_records(out / "records", kind="qa"))
+    assert len({r["id"] for r in records}) == len(records) > 0
+    bodies = [json.dumps(r["messages"], sort_keys=True) for r in openai_server.requests]
+    repeated = len(bodies) - len(set(bodies))
+    assert repeated <= 2  # at most the calls in flight when it was killed (concurrency 2)
+    assert openai_server.request_count > first
