@@ -37,9 +37,22 @@ def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
         title, text = extract_page(html)
         url = site_server + page["path"]
         links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
-        records.append({"id": record_id("page", url), "url": url, "final_url": url, "status": 200, "title": title,
-                        "text": text, "links": links, "depth": 1, "root": site_server + "/",
-                        "fetched_at": "2026-01-01T00:00:00Z", "content_hash": "0" * 64, "meta": {}})
+        records.append(
+            {
+                "id": record_id("page", url),
+                "url": url,
+                "final_url": url,
+                "status": 200,
+                "title": title,
+                "text": text,
+                "links": links,
+                "depth": 1,
+                "root": site_server + "/",
+                "fetched_at": "2026-01-01T00:00:00Z",
+                "content_hash": "0" * 64,
+                "meta": {},
+            }
+        )
     path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
     write_records(records, path, kind="page")
     return path
@@ -78,16 +91,22 @@ class TruthModel:
         if fact is None:
             return {"qa": []}
         subject = self.entities[fact["subject"]]["name"]
-        good = {"type": "MULTI-HOP", "question": f"Regarding {subject}: what is its {fact['relation']}?",
-                "answer": fact["object_text"], "evidence_urls": [root]}
-        return {"qa": [
-            good,
-            {**good, "question": f"Is {fact['object_text']} the {fact['relation']} of {subject}?"},  # leaks answer
-            {**good, "type": "SIMPLE"},  # not asked for
-            {**good, "type": "COUNT", "answer": "several"},  # a count that is no number
-            {**good, "evidence_urls": ["http://elsewhere.example/x"]},  # evidence outside the group
-            {**good, "answer": "Nowhere Special"},  # not in the text; the support check says no
-        ]}
+        good = {
+            "type": "MULTI-HOP",
+            "question": f"Regarding {subject}: what is its {fact['relation']}?",
+            "answer": fact["object_text"],
+            "evidence_urls": [root],
+        }
+        return {
+            "qa": [
+                good,
+                {**good, "question": f"Is {fact['object_text']} the {fact['relation']} of {subject}?"},  # leaks answer
+                {**good, "type": "SIMPLE"},  # not asked for
+                {**good, "type": "COUNT", "answer": "several"},  # a count that is no number
+                {**good, "evidence_urls": ["http://elsewhere.example/x"]},  # evidence outside the group
+                {**good, "answer": "Nowhere Special"},  # not in the text; the support check says no
+            ]
+        }
 
     def pick_entity(self, prompt: str) -> dict:
         question = re.search(r"^Question: (.+)$", prompt, flags=re.M).group(1)
@@ -103,20 +122,36 @@ def truth_server(openai_server, truth, site_server):
 
 
 def backends(server, tmp_path, search=None) -> Backends:
-    return Backends(model="openai:truth-model", api_base=server.base_url, cache_path=str(tmp_path / "cache.sqlite"),
-                    search=search, concurrency=8)
+    return Backends(
+        model="openai:truth-model",
+        api_base=server.base_url,
+        cache_path=str(tmp_path / "cache.sqlite"),
+        search=search,
+        concurrency=8,
+    )
 
 
 def test_crawlqa_keeps_grounded_pairs_and_rejects_the_rest_by_reason(truth_server, pages_file, truth, tmp_path):
     cfg = crawlqa.CrawlQAConfig()
-    summary = crawlqa.run(pages_file, tmp_path / "out", cfg, backends(truth_server, tmp_path),
-                          RunOptions(workers=0, partition_size=4), max_groups=12)
+    summary = crawlqa.run(
+        pages_file,
+        tmp_path / "out",
+        cfg,
+        backends(truth_server, tmp_path),
+        RunOptions(workers=0, partition_size=4),
+        max_groups=12,
+    )
     kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
     assert kept and summary["kept"] == len(kept)
     objects = {f["object_text"] for f in truth["facts"]}
     assert all(r["answer"] in objects and r["type"] == "MULTI-HOP" and r["source"] == "crawlqa" for r in kept)
-    for reason in ("answer_in_question", "type_not_requested", "count_not_a_number", "evidence_not_in_group",
-                   "unsupported"):
+    for reason in (
+        "answer_in_question",
+        "type_not_requested",
+        "count_not_a_number",
+        "evidence_not_in_group",
+        "unsupported",
+    ):
         assert summary["rejected"][reason] >= 1, reason
     rejects = list(read_records(tmp_path / "out" / "rejects"))
     assert {r["reason"] for r in rejects} >= {"unsupported", "answer_in_question"}
@@ -128,24 +163,44 @@ def test_crawlqa_keeps_grounded_pairs_and_rejects_the_rest_by_reason(truth_serve
 
 def test_unparseable_output_is_rejected_with_the_raw_text(openai_server, pages_file, tmp_path):
     openai_server.responder = lambda body: "Sure! Here are some questions: 1. What is ..."
-    summary = crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(openai_server, tmp_path),
-                          RunOptions(workers=0), max_groups=2)
+    summary = crawlqa.run(
+        pages_file,
+        tmp_path / "out",
+        crawlqa.CrawlQAConfig(),
+        backends(openai_server, tmp_path),
+        RunOptions(workers=0),
+        max_groups=2,
+    )
     assert summary["kept"] == 0 and summary["rejected"] == {"unparseable": 2}
     rejects = list(read_records(tmp_path / "out" / "rejects"))
     assert rejects[0]["raw"].startswith("Sure! Here are")
 
 
 def test_a_rerun_resumes_and_pays_no_call_twice(truth_server, pages_file, tmp_path):
-    run = lambda: crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
-                              RunOptions(workers=0, partition_size=2), max_groups=6)  # noqa: E731
+    def run():
+        return crawlqa.run(
+            pages_file,
+            tmp_path / "out",
+            crawlqa.CrawlQAConfig(),
+            backends(truth_server, tmp_path),
+            RunOptions(workers=0, partition_size=2),
+            max_groups=6,
+        )
+
     first = run()
     calls = truth_server.request_count
     second = run()
     assert truth_server.request_count == calls and second["resumed_partitions"] == second["partitions"]
     assert second["kept"] == first["kept"]
     with pytest.raises(StageInputChanged):
-        crawlqa.run(pages_file, tmp_path / "out", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
-                    RunOptions(workers=0, partition_size=3), max_groups=6)
+        crawlqa.run(
+            pages_file,
+            tmp_path / "out",
+            crawlqa.CrawlQAConfig(),
+            backends(truth_server, tmp_path),
+            RunOptions(workers=0, partition_size=3),
+            max_groups=6,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -161,14 +216,22 @@ def test_e2hqa_records_every_hop_and_keeps_the_answer(truth_server, index_dir, t
     people = [e for e in truth["entities"] if e["type"] == "person" and e["attributes"].get("birthplace")]
     names = {e["id"]: e["name"] for e in truth["entities"]}
     seeds = tmp_path / "seeds.jsonl"
-    rows = [{"problem": f"Where was {p['name']} born?", "answer": names[p["attributes"]["birthplace"]]}
-            for p in people[:4]]
+    rows = [
+        {"problem": f"Where was {p['name']} born?", "answer": names[p["attributes"]["birthplace"]]} for p in people[:4]
+    ]
     seeds.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    summary = e2hqa.run(seeds, tmp_path / "out", e2hqa.E2HQAConfig(rewrites=2),
-                        backends(truth_server, tmp_path, search=f"bm25:{index_dir}"), RunOptions(workers=0))
+    summary = e2hqa.run(
+        seeds,
+        tmp_path / "out",
+        e2hqa.E2HQAConfig(rewrites=2),
+        backends(truth_server, tmp_path, search=f"bm25:{index_dir}"),
+        RunOptions(workers=0),
+    )
     kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
     assert summary["kept"] == len(kept) == 4
-    for record, row in zip(sorted(kept, key=lambda r: r["answer"]), sorted(rows, key=lambda r: r["answer"])):
+    for record, row in zip(
+        sorted(kept, key=lambda r: r["answer"]), sorted(rows, key=lambda r: r["answer"]), strict=True
+    ):
         assert record["answer"] == row["answer"] and record["source"] == "e2hqa"
         first = record["hops"][0]
         assert first["question_before"] == row["problem"] and first["entity"] in row["problem"]
@@ -184,23 +247,55 @@ def test_seed_rows_without_an_answer_fail_with_the_record_number(tmp_path):
 
 
 def test_dask_local_cluster_gives_the_same_records(truth_server, pages_file, tmp_path):
-    here = crawlqa.run(pages_file, tmp_path / "here", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
-                       RunOptions(workers=0, partition_size=3), max_groups=6)
-    dask = crawlqa.run(pages_file, tmp_path / "dask", crawlqa.CrawlQAConfig(), backends(truth_server, tmp_path),
-                       RunOptions(workers=2, partition_size=3), max_groups=6)
+    here = crawlqa.run(
+        pages_file,
+        tmp_path / "here",
+        crawlqa.CrawlQAConfig(),
+        backends(truth_server, tmp_path),
+        RunOptions(workers=0, partition_size=3),
+        max_groups=6,
+    )
+    dask = crawlqa.run(
+        pages_file,
+        tmp_path / "dask",
+        crawlqa.CrawlQAConfig(),
+        backends(truth_server, tmp_path),
+        RunOptions(workers=2, partition_size=3),
+        max_groups=6,
+    )
     assert dask["kept"] == here["kept"] and dask["partitions"] == 2
     ids = lambda d: sorted(r["id"] for r in read_records(d / "records"))  # noqa: E731
     assert ids(tmp_path / "dask") == ids(tmp_path / "here")
 
 
-def test_sigkilled_run_finishes_with_every_record_once_and_no_repeated_call(openai_server, truth, site_server,
-                                                                           pages_file, tmp_path):
+def test_sigkilled_run_finishes_with_every_record_once_and_no_repeated_call(
+    openai_server, truth, site_server, pages_file, tmp_path
+):
     openai_server.responder = TruthModel(truth, site_server)
     openai_server.latency = 0.15
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "wdtk.cli", "synth", "crawlqa", str(pages_file), "-o", str(out), "--model",
-           "openai:truth-model", "--api-base", openai_server.base_url, "--workers", "0", "--partition-size", "2",
-           "--max-groups", "10", "--concurrency", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wdtk.cli",
+        "synth",
+        "crawlqa",
+        str(pages_file),
+        "-o",
+        str(out),
+        "--model",
+        "openai:truth-model",
+        "--api-base",
+        openai_server.base_url,
+        "--workers",
+        "0",
+        "--partition-size",
+        "2",
+        "--max-groups",
+        "10",
+        "--concurrency",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while openai_server.request_count < 9 and time.monotonic() < deadline:
