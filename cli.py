@@ -224,7 +224,7 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option("--pages", default=300, type=click.IntRange(50, 100_000), help="Size of the generated site.")
 @click.option("--seed", default=0, type=int, help="Seed of the generated site.")
 @click.option("--max-pages", default=200, type=click.IntRange(1), help="Pages to crawl.")
-@click.option("--groups", default=4, type=click.IntRange(0), help="Page groups for CRAWLQA (0: stop after the crawl).")
+@click.option("--groups", default=2, type=click.IntRange(0), help="Page groups for CRAWLQA (0: stop after the crawl).")
 @click.option("--rewrites", default=1, type=click.IntRange(0), help="E2HQA rounds on CRAWLQA's output.")
 @click.option(
     "--model",
@@ -252,14 +252,34 @@ def demo(
     finally:
         server.shutdown()
     if groups:
-        from .synth.commands import synthesise
-
-        click.echo(f"[3/3] synthesising QA with {model} ({groups} page groups, {rewrites} E2HQA rounds)")
-        summary["synth"] = synthesise(
-            run_dir, rewrites=rewrites, max_groups=groups, model=model, api_base=api_base, workers=0, restart=True
-        )
+        summary["synth"] = _demo_synth(run_dir, site_dir, groups, rewrites, model, api_base)
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     click.echo(f"done in {time.monotonic() - started:.1f}s; summary in {run_dir / 'demo_summary.json'}")
+
+
+def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None) -> dict:
+    """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
+    from .crawler.sitegen.seeds import simple_seeds
+    from .synth.commands import synthesise
+    from .synth.crawlqa import CrawlQAConfig
+    from .synth.e2hqa import E2HQAConfig
+
+    click.echo(f"[3/3] synthesising QA with {model}: CRAWLQA on {groups} page groups, {rewrites} E2HQA round(s)")
+    small = model == "embedded"
+    crawlqa_cfg = CrawlQAConfig(max_sublinks=2, max_page_chars=1200, max_tokens=384) if small else CrawlQAConfig()
+    e2hqa_cfg = E2HQAConfig(rewrites=rewrites, max_tokens=160 if small else 512)
+    return synthesise(
+        run_dir,
+        rewrites=rewrites,
+        max_groups=groups,
+        model=model,
+        api_base=api_base,
+        workers=0,
+        restart=True,
+        crawlqa_cfg=crawlqa_cfg,
+        e2hqa_cfg=e2hqa_cfg,
+        extra_seeds=simple_seeds(site_dir, 3),
+    )
 
 
 def _register_stage_commands() -> None:

@@ -3,5 +3,5 @@
 # Extra arguments go to `wdtk demo` (see `.venv/bin/wdtk demo --help`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh embedded  # the offline default LLM comes with the embedded extra
 exec .venv/bin/wdtk demo "$@"

@@ -147,13 +147,20 @@ def synthesise(
     model: str,
     api_base: str | None,
     restart: bool = False,
+    crawlqa_cfg=None,
+    e2hqa_cfg=None,
+    extra_seeds: list[dict] = (),
     **opts,
 ) -> dict:
-    """CRAWLQA on run_dir/crawl/pages, then E2HQA rounds on its records (what `wdtk synth` and the demo run)."""
-    defaults = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
-    opts = {**defaults, **opts}
+    """CRAWLQA on run_dir/crawl/pages, then E2HQA rounds on its records plus `extra_seeds` (SimpleQA-style rows).
+
+    What `wdtk synth` and the demo run; outputs under run_dir/synth/.
+    """
+    from ..schemas import read_records, write_records
     from . import crawlqa, e2hqa
 
+    defaults = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
+    opts = {**defaults, **opts}
     pages = run_dir / "crawl" / "pages"
     if not pages.exists():
         hint = f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`"
@@ -161,21 +168,24 @@ def synthesise(
     index = _ensure_index(pages, run_dir / "index")
     backends, run_opts = _backends(run_dir, model, api_base, f"bm25:{index}", **opts)
     out = run_dir / "synth"
+    cfg = crawlqa_cfg or crawlqa.CrawlQAConfig()
     summaries = {
         "crawlqa": _run_synth_stage(
             "crawlqa",
             out / "crawlqa",
             restart,
-            lambda p: crawlqa.run(pages, out / "crawlqa", crawlqa.CrawlQAConfig(), backends, run_opts, max_groups, p),
+            lambda p: crawlqa.run(pages, out / "crawlqa", cfg, backends, run_opts, max_groups, p),
         )
     }
     if rewrites:
-        cfg = e2hqa.E2HQAConfig(rewrites=rewrites)
+        seeds = out / "e2hqa_seeds.jsonl"
+        write_records([*read_records(out / "crawlqa" / "records"), *extra_seeds], seeds)
+        e2cfg = e2hqa_cfg or e2hqa.E2HQAConfig(rewrites=rewrites)
         summaries["e2hqa"] = _run_synth_stage(
             "e2hqa",
             out / "e2hqa",
             restart,
-            lambda p: e2hqa.run(out / "crawlqa" / "records", out / "e2hqa", cfg, backends, run_opts, None, p),
+            lambda p: e2hqa.run(seeds, out / "e2hqa", e2cfg, backends, run_opts, None, p),
         )
     return summaries
 

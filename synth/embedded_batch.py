@@ -3,6 +3,8 @@
 Imports torch and transformers at the top: `wdtk.synth.embedded` imports this module only when it loads the model.
 Rows are left-padded into one tensor; sampling is done by a logits processor with a seeded generator per row and
 greedy decoding picks the sampled token, so a row's output depends on its own seed, never on its batch mates.
+A stopping criterion ends each row on its own (max tokens, stop strings, a closed JSON object, a loop); a batch
+lasts as long as its longest row.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+# A row whose last 64 tokens repeat a cycle of at most 32 is stuck (small models loop: "🌍🌍🌍...", the same
+# phrase over and over); it is ended as if cut by length, instead of holding its whole batch up to max_tokens.
+LOOP_WINDOW, LOOP_PERIOD = 64, 32
 
 
 @dataclass(frozen=True)
@@ -24,6 +30,7 @@ class GenRequest:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    json: bool = False  # end the row once a whole JSON object has been written
 
 
 @dataclass(frozen=True)
@@ -66,27 +73,69 @@ def _generator(seed: int | None) -> torch.Generator:
     return torch.Generator().manual_seed(seed if seed is not None else random.SystemRandom().randrange(2**63))
 
 
-class RowLimits(StoppingCriteria):
-    """Ends a row at its own max_new tokens or when its text contains one of its stop strings."""
+class JsonEnd:
+    """Reads a row's text as it grows and tells when its first JSON object has closed."""
 
-    def __init__(self, requests: list[GenRequest], prompt_width: int, tokenizer):
-        self.requests, self.width, self.tokenizer = requests, prompt_width, tokenizer
+    def __init__(self) -> None:
+        self.depth, self.in_string, self.escaped = 0, False, False
+
+    def feed(self, text: str) -> bool:
+        """Take the next piece of text; True once the first top-level object is complete."""
+        for ch in text:
+            if self.in_string:
+                self.in_string = self.escaped or ch != '"'
+                self.escaped = not self.escaped and ch == "\\"
+            elif ch == "{":
+                self.depth += 1
+            elif self.depth and ch == '"':
+                self.in_string = True
+            elif self.depth and ch == "}":
+                self.depth -= 1
+                if not self.depth:
+                    return True
+        return False
+
+
+class RowLimits(StoppingCriteria):
+    """Ends each row on its own: at its max_new tokens, at a stop string, or (JSON requests) once its object closes.
+
+    `reasons[i]` says why row i was ended here ("length", "stop", "json", "loop"), None when it ended on an end token.
+    """
+
+    def __init__(self, requests: list[GenRequest], prompt_width: int, tokenizer, end_ids: set[int]):
+        self.requests, self.width, self.tokenizer, self.end_ids = requests, prompt_width, tokenizer, end_ids
+        self.reasons: list[str | None] = [None] * len(requests)
+        self.ended = [False] * len(requests)
+        self.json = [JsonEnd() if r.json else None for r in requests]
         # a token decodes to at least one character, so this many tail tokens cover the longest stop string
         self.tails = [max((len(s) for s in r.stop), default=0) + 2 for r in requests]
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
         n_new = input_ids.shape[1] - self.width
-        done = [
-            n_new >= r.max_new or self._stopped(input_ids[i], r, self.tails[i], n_new)
-            for i, r in enumerate(self.requests)
-        ]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+        for i in range(len(self.requests)):
+            if not self.ended[i]:
+                token = int(input_ids[i, -1])
+                self.reasons[i] = None if token in self.end_ids else self._reason(input_ids[i], i, token, n_new)
+                self.ended[i] = token in self.end_ids or self.reasons[i] is not None
+        return torch.tensor(self.ended, dtype=torch.bool, device=input_ids.device)
 
-    def _stopped(self, row: torch.Tensor, request: GenRequest, tail: int, n_new: int) -> bool:
-        if not request.stop:
-            return False
-        text = self.tokenizer.decode(row[-min(tail, n_new) :], skip_special_tokens=True)
-        return any(s in text for s in request.stop)
+    def _reason(self, row: torch.Tensor, i: int, token: int, n_new: int) -> str | None:
+        request = self.requests[i]
+        if self.json[i] is not None and self.json[i].feed(self.tokenizer.decode([token])):
+            return "json"
+        if request.stop:
+            tail = self.tokenizer.decode(row[-min(self.tails[i], n_new) :], skip_special_tokens=True)
+            if any(s in tail for s in request.stop):
+                return "stop"
+        if n_new > LOOP_WINDOW and looping(row[-min(n_new, LOOP_WINDOW + LOOP_PERIOD) :].tolist()):
+            return "loop"
+        return "length" if n_new >= request.max_new else None
+
+
+def looping(tail: list[int]) -> bool:
+    """True when the last LOOP_WINDOW tokens repeat a cycle of at most LOOP_PERIOD tokens."""
+    window = tail[-LOOP_WINDOW:]
+    return any(tail[-LOOP_WINDOW - k : -k] == window for k in range(1, len(tail) - LOOP_WINDOW + 1))
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,24 +157,28 @@ def generate(model, tokenizer, requests: list[GenRequest], end_ids: list[int], t
     config = GenerationConfig(
         do_sample=False, max_new_tokens=max(r.max_new for r in requests), pad_token_id=pad_id, eos_token_id=end_ids
     )
+    limits = RowLimits(requests, ids.shape[1], tokenizer, set(end_ids))
     with torch.inference_mode():
         out = model.generate(
             input_ids=ids,
             attention_mask=mask,
             generation_config=config,
             logits_processor=LogitsProcessorList([RowSampler(requests)]),
-            stopping_criteria=StoppingCriteriaList([RowLimits(requests, ids.shape[1], tokenizer)]),
+            stopping_criteria=StoppingCriteriaList([limits]),
         )
-    return [finish(out[i, ids.shape[1] :].tolist(), r, tokenizer, set(end_ids)) for i, r in enumerate(requests)]
+    rows = out[:, ids.shape[1] :].tolist()
+    return [finish(rows[i], r, tokenizer, set(end_ids), limits.reasons[i]) for i, r in enumerate(requests)]
 
 
-def finish(tokens: list[int], request: GenRequest, tokenizer, end_ids: set[int]) -> GenResult:
-    """The result of one row's generated `tokens` (rows that ended early are padded with an end token)."""
+def finish(tokens: list[int], request: GenRequest, tokenizer, end_ids: set[int], reason: str | None) -> GenResult:
+    """The result of one row's generated `tokens`; rows ended early are padded with an end token after them."""
     cut = next((i for i, t in enumerate(tokens) if t in end_ids), len(tokens))
     text = tokenizer.decode(tokens[:cut], skip_special_tokens=True)
-    hits = [i for i in (text.find(s) for s in request.stop) if i >= 0]
-    if hits:
-        return GenResult(text[: min(hits)], cut, "stop")
-    if cut < min(len(tokens), request.max_new):
+    if reason == "stop":
+        hits = [i for i in (text.find(s) for s in request.stop) if i >= 0]
+        return GenResult(text[: min(hits, default=len(text))], cut, "stop")
+    if reason == "json":
+        return GenResult(text, cut, "stop")
+    if reason is None and cut < len(tokens):
         return GenResult(text, cut + 1, "stop")  # the end-of-turn token counts, as with an API
-    return GenResult(text, min(cut, request.max_new), "length")
+    return GenResult(text, cut, "length")  # max tokens, or a loop cut short

@@ -61,7 +61,17 @@ def test_micro_batcher_groups_concurrent_calls_and_isolates_errors():
     assert asyncio.run(main())[0] == 0  # a second event loop works too
 
 
-# The real model: converted from the GGUF once per session (about 20 s), then loaded from its cache.
+def test_json_end_and_loop_detection():
+    from wdtk.synth.embedded_batch import JsonEnd, looping
+
+    watcher = JsonEnd()
+    pieces = ['Sure: "x" {', '"a": "}\\"", ', '"b": {}', "}", " and more"]
+    assert [watcher.feed(p) for p in pieces] == [False, False, False, True, False]
+    assert looping([1, 2, 3] * 30) and looping([5] * 65)
+    assert not looping(list(range(100))) and not looping(list(range(40)) + [7] * 64)
+
+
+# The real model: converted from the GGUF once per module (about 20 s), then loaded from its cache.
 
 
 @pytest.fixture(scope="module")
@@ -94,8 +104,9 @@ def test_prompt_uses_the_chatml_template(llm):
         "<|im_start|>user\nWhat is the capital of France?<|im_end|>\n<|im_start|>assistant\n"
     )
     with_schema = llm._tokenizer.decode(llm.prompt_ids(CAPITAL, {"type": "object"}))
-    assert "France?\n\nAnswer with a single JSON object and nothing else." in with_schema
-    assert with_schema.endswith('{"type":"object"}<|im_end|>\n<|im_start|>assistant\n')
+    assert with_schema.endswith(
+        "France?\n\nAnswer with a single JSON object and nothing else.<|im_end|>\n<|im_start|>assistant\n"
+    )
 
 
 @pytest.mark.slow
@@ -118,6 +129,15 @@ def test_stop_string_cuts_the_text(llm):
     out = ask(llm, CAPITAL, max_tokens=24, stop=("Paris",))
     assert out.text == full[: full.index("Paris")] and out.finish_reason == "stop"
     assert out.completion_tokens < ask(llm, CAPITAL, max_tokens=24).completion_tokens
+
+
+@pytest.mark.slow
+def test_json_request_ends_with_its_object(llm):
+    messages = user('Copy this JSON object: {"city": "Paris"}')
+    free = ask(llm, messages, max_tokens=48)
+    out = asyncio.run(llm.complete(messages, Sampling(max_tokens=48), json_schema={"type": "object"}))
+    assert out.text == '{"city": "Paris"}' and out.finish_reason == "stop"
+    assert free.text.startswith(out.text) and free.completion_tokens > out.completion_tokens
 
 
 @pytest.mark.slow

@@ -312,3 +312,63 @@ def test_sigkilled_run_finishes_with_every_record_once_and_no_repeated_call(
     repeated = len(bodies) - len(set(bodies))
     assert repeated <= 2  # at most the calls in flight when it was killed (concurrency 2)
     assert openai_server.request_count > first
+
+
+def test_wdtk_index_and_wdtk_synth_with_rewrites(truth_server, pages_file, tmp_path):
+    run_dir = tmp_path / "run"
+    write_records(read_records(pages_file), run_dir / "crawl" / "pages", kind="page")
+    env_free = [sys.executable, "-m", "wdtk.cli"]
+    index = subprocess.run(
+        [*env_free, "index", str(run_dir / "crawl" / "pages"), "-o", str(tmp_path / "idx")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert index.returncode == 0 and "indexed" in index.stdout, index.stderr[-2000:]
+    cmd = [
+        *env_free,
+        "synth",
+        "--dir",
+        str(run_dir),
+        "--rewrites",
+        "1",
+        "--max-groups",
+        "4",
+        "--workers",
+        "0",
+        "--model",
+        "openai:truth-model",
+        "--api-base",
+        truth_server.base_url,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "crawlqa:" in proc.stdout and "e2hqa:" in proc.stdout and "LLM:" in proc.stdout
+    crawl_qa = list(read_records(run_dir / "synth" / "crawlqa" / "records", kind="qa"))
+    hard = list(read_records(run_dir / "synth" / "e2hqa" / "records", kind="qa"))
+    assert crawl_qa and hard and {r["meta"]["parent_ids"][0] for r in hard} <= {r["id"] for r in crawl_qa}
+    assert all(len(r["hops"]) == 1 for r in hard)
+    summary = json.loads((run_dir / "synth" / "crawlqa" / "summary.json").read_text())
+    assert summary["usage"]["crawlqa"]["calls"] >= 4
+
+
+def test_synth_without_a_crawl_says_what_to_do(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "wdtk.cli", "synth", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 1 and "no crawled pages in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_embedded_model_runs_crawlqa_for_real_on_a_few_pages(pages_file, tmp_path):
+    """The offline default, no server at all: every group yields kept records or rejects with the raw text."""
+    cfg = crawlqa.CrawlQAConfig(max_sublinks=1, max_page_chars=600, max_tokens=96, verify_with_llm=False)
+    b = Backends(model="embedded", cache_path=str(tmp_path / "cache.sqlite"), concurrency=2)
+    summary = crawlqa.run(pages_file, tmp_path / "out", cfg, b, RunOptions(workers=0), max_groups=2)
+    assert summary["items"] == 2 and summary["usage"]["crawlqa"]["calls"] == 2
+    assert summary["usage"]["crawlqa"]["completion_tokens"] > 0
+    kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
+    rejects = list(read_records(tmp_path / "out" / "rejects"))
+    assert kept or rejects
+    assert all(r["meta"]["model"].startswith("embedded:") for r in kept)
+    assert all(r.get("raw") for r in rejects if r["reason"] == "unparseable")
