@@ -54,14 +54,19 @@ def _llm_options(fn):
 def _backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
     from .parallel import Backends, RunOptions
 
+    concurrency, timeout = opts["concurrency"], 120.0
+    if model in (None, "embedded"):
+        # the CPU model answers in batches of 8 that last minutes: more in flight only queue up and time out
+        concurrency, timeout = min(concurrency, 8), 3600.0
     backends = Backends(
         model=model,
         api_base=api_base,
         cache_path=str(run_dir / "llm_cache.sqlite"),
         search=search,
-        concurrency=opts["concurrency"],
+        concurrency=concurrency,
         rpm=opts["rpm"],
         tpm=opts["tpm"],
+        timeout=timeout,
     )
     workers = opts["workers"]
     run_opts = RunOptions(
