@@ -195,9 +195,7 @@ def synthesise(
     return summaries
 
 
-@synth.command("crawlqa")
-@click.argument("pages", type=click.Path(exists=True, path_type=Path))
-@click.option(
+_stage_out = click.option(
     "-o",
     "--out",
     "out_dir",
@@ -205,6 +203,11 @@ def synthesise(
     type=click.Path(file_okay=False, path_type=Path),
     help="Output: records/, rejects/, summary.json, resumable state.",
 )
+
+
+@synth.command("crawlqa")
+@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@_stage_out
 @click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
 @click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
 @click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
@@ -233,14 +236,7 @@ def crawlqa_cmd(
 
 @synth.command("e2hqa")
 @click.argument("seeds", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output: records/, rejects/, summary.json, resumable state.",
-)
+@_stage_out
 @click.option(
     "--search",
     "search",

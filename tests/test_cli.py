@@ -74,8 +74,20 @@ def test_crawl_rejects_bad_input_before_starting(tmp_path):
 def test_demo_crawls_offline_end_to_end(tmp_path):
     run_dir = tmp_path / "demo"
     proc = subprocess.run(
-        [sys.executable, "-m", "wdtk.cli", "demo", "--dir", str(run_dir), "--pages", "80", "--max-pages", "30",
-         "--groups", "0"],
+        [
+            sys.executable,
+            "-m",
+            "wdtk.cli",
+            "demo",
+            "--dir",
+            str(run_dir),
+            "--pages",
+            "80",
+            "--max-pages",
+            "30",
+            "--groups",
+            "0",
+        ],
         capture_output=True,
         text=True,
         timeout=180,
