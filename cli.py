@@ -284,10 +284,12 @@ def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model
 
 def _register_stage_commands() -> None:
     """Stage command groups that live beside their stages."""
+    from .filters.commands import filter_cmd
     from .synth.commands import index, synth
 
     main.add_command(synth)
     main.add_command(index)
+    main.add_command(filter_cmd)
 
 
 _register_stage_commands()

@@ -1,0 +1,135 @@
+"""Exact (normalised text) and near-duplicate (MinHash LSH) dedup over a stream of records.
+
+The first record of a group is kept; each later one gets `duplicate_of` (the kept record's id) and `dedup`
+("exact" or "near"). A record is a near duplicate when it shares an LSH band bucket with an earlier record; it
+points to that record's kept root, so chains resolve to the first record. Candidates are not re-checked
+against the threshold: it only picks bands and rows, as datasketch's `MinHashLSH` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import islice
+
+import numpy as np
+
+from wdtk.filters import minhash as mh
+from wdtk.filters.minhash import normalize_text
+
+__all__ = ["DedupConfig", "dedup", "hashfunc", "lsh_params", "normalize_text", "shingles", "signatures"]
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """Options for `dedup`: near-duplicate Jaccard threshold, permutations, shingling and seed."""
+
+    threshold: float = 0.8  # Jaccard for near-duplicates
+    num_perm: int = 128
+    shingle: str = "word"  # "word" or "char"
+    ngram: int = 3  # shingle size
+    seed: int = 1
+
+
+def shingles(text: str, cfg: DedupConfig) -> list[str]:
+    """The shingles of `text` that its signature is built from (feed these to datasketch with `hashfunc(cfg)`)."""
+    return mh.shingles(normalize_text(text), cfg.shingle, cfg.ngram)
+
+
+def hashfunc(cfg: DedupConfig) -> Callable[[str], int]:
+    """The shingle hash our signatures use, as a datasketch `MinHash(hashfunc=...)`."""
+    return lambda shingle: mh.shingle_hash(shingle, cfg.shingle)
+
+
+def signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
+    """(n, num_perm) uint32 MinHash values equal to datasketch's `MinHash(num_perm, seed, hashfunc(cfg))`."""
+    parts = [_signatures(mh.pack(texts[lo:hi]), hi - lo, cfg) for lo, hi in mh.chunks(texts)]
+    return np.concatenate(parts) if parts else np.empty((0, cfg.num_perm), dtype=np.uint32)
+
+
+def _signatures(buf: np.ndarray, n: int, cfg: DedupConfig) -> np.ndarray:
+    """Signatures of `n` texts packed by `minhash.pack`."""
+    if cfg.shingle not in ("word", "char"):
+        raise ValueError(f"shingle must be 'word' or 'char', got {cfg.shingle!r}")
+    hashes, counts = mh.shingle_hashes(buf, n, cfg.shingle, cfg.ngram)
+    return mh.minhash(hashes, counts, _perms(cfg.num_perm, cfg.seed))
+
+
+@lru_cache(maxsize=8)
+def _perms(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Permutations, cached because each batch needs them."""
+    return mh.permutations(num_perm, seed)
+
+
+@lru_cache(maxsize=32)
+def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
+    """(bands, rows) that datasketch's `MinHashLSH(threshold, num_perm)` picks, so both index alike."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+    return lsh.b, lsh.r
+
+
+class _Deduper:
+    """Streaming state: first-seen indexes for exact keys and LSH bands, and each record's kept root."""
+
+    def __init__(self, cfg: DedupConfig) -> None:
+        self.cfg = cfg
+        self.bands, self.rows = lsh_params(cfg.threshold, cfg.num_perm)
+        self.exact = mh.FirstSeen()
+        self.lsh = [mh.FirstSeen() for _ in range(self.bands)]
+        self.root = np.empty(0, dtype=np.int64)  # 8 B a record: the position of its kept record
+        self.kept_ids: dict[int, object] = {}
+
+    def batch(self, records: list[dict], texts: list[str]) -> None:
+        """Mark the duplicates in one batch, in place."""
+        start = len(self.root)
+        parent = np.concatenate([self._parents(texts[lo:hi], start + lo) for lo, hi in mh.chunks(texts)])
+        is_exact = parent < 0
+        self.root = np.concatenate([self.root, np.where(is_exact, ~parent, parent)])
+        self._resolve(start)
+        self._mark(records, start, is_exact)
+
+    def _parents(self, texts: list[str], start: int) -> np.ndarray:
+        """Each text's earliest match: ~position for an exact one, position for a near one (or its own)."""
+        buf = mh.pack(texts)
+        pos = np.arange(start, start + len(texts))
+        parent = self.exact.see(mh.segment_hashes(buf, len(texts)), pos)
+        is_exact = parent < pos
+        near = np.flatnonzero(~is_exact)
+        if len(near) < len(texts):
+            buf = mh.pack([texts[i] for i in near])
+        if len(near):
+            keys = mh.band_keys(_signatures(buf, len(near), self.cfg), self.bands, self.rows)
+            parent[near] = np.minimum.reduce([index.see(keys[:, j], pos[near]) for j, index in enumerate(self.lsh)])
+        return np.where(is_exact, ~parent, parent)
+
+    def _resolve(self, start: int) -> None:
+        """Point this batch's records at their kept roots (pointer jumping; parents always come first)."""
+        new = self.root[start:]
+        while True:
+            jumped = self.root[new]
+            if np.array_equal(jumped, new):
+                return
+            new[:] = jumped
+
+    def _mark(self, records: list[dict], start: int, is_exact: np.ndarray) -> None:
+        """Set `duplicate_of` and `dedup` on duplicates and remember the ids of kept records."""
+        for i, (record, root) in enumerate(zip(records, self.root[start:].tolist(), strict=True)):
+            if root == start + i:
+                self.kept_ids[root] = record["id"]
+            else:
+                record["duplicate_of"] = self.kept_ids[root]
+                record["dedup"] = "exact" if is_exact[i] else "near"
+
+
+def dedup(
+    records: Iterable[dict], text_of: Callable[[dict], str], cfg: DedupConfig, batch_size: int = 10_000
+) -> Iterator[dict]:
+    """Yield every record in input order; duplicates get `duplicate_of` (kept record's id) and `dedup`."""
+    state = _Deduper(cfg)
+    it = iter(records)
+    while batch := list(islice(it, batch_size)):
+        state.batch(batch, [text_of(r) for r in batch])
+        yield from batch

@@ -1,0 +1,90 @@
+"""The filter stage: quality checks, decontamination, then exact and near-duplicate removal, in one stream.
+
+Kept records go to OUT/records, every dropped one to OUT/rejects with its reason (and the evaluation item
+it matched, or the id of the record it duplicates), the counts to OUT/summary.json. Quality and
+decontamination run first, so a malformed or contaminated record never becomes the kept copy of a group.
+Page records (kind "page") are only deduplicated, on their text.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..schemas import ShardWriter, read_records
+from .decontam import DecontamConfig, EvalIndex
+from .dedup import DedupConfig, dedup
+from .quality import QualityConfig, drop_reason
+
+
+@dataclass(frozen=True)
+class FilterConfig:
+    """Options of the filter stage; dedup None turns duplicate removal off."""
+
+    kind: str = "qa"
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    dedup: DedupConfig | None = field(default_factory=DedupConfig)
+
+
+def run(sources: Iterable[Path], out_dir: Path, cfg: FilterConfig, evals: Iterable[Path] = ()) -> dict:
+    """Filter the records in `sources` into out_dir; return the summary (counts in, kept, dropped by reason)."""
+    started, counts = time.monotonic(), Counter()
+    for old in ("records", "rejects"):  # a rerun replaces the output: filtering is cheap and starts over
+        shutil.rmtree(out_dir / old, ignore_errors=True)
+    index = EvalIndex.from_files(list(evals), cfg.decontam) if evals and cfg.kind == "qa" else None
+    with ShardWriter(out_dir / "records", kind=cfg.kind) as kept, ShardWriter(out_dir / "rejects") as rejects:
+        clean = _checked(_read(sources, counts), cfg, index, rejects, counts)
+        text_of = (lambda r: r["question"]) if cfg.kind == "qa" else (lambda r: r["text"])
+        for record in dedup(clean, text_of, cfg.dedup) if cfg.dedup else clean:
+            if "duplicate_of" in record:
+                reason = f"duplicate_{record.pop('dedup')}"
+                counts[reason] += 1
+                rejects.write(
+                    {"stage": "filter", "reason": reason, "duplicate_of": record.pop("duplicate_of"), "record": record}
+                )
+            else:
+                record.pop("dedup", None)
+                kept.write(record)
+                counts["kept"] += 1
+    dropped = {k: v for k, v in counts.most_common() if k not in ("in", "kept")}
+    summary = {
+        "stage": "filter",
+        "kind": cfg.kind,
+        "in": counts["in"],
+        "kept": counts["kept"],
+        "dropped": dropped,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _read(sources: Iterable[Path], counts: Counter) -> Iterator[dict]:
+    for source in sources:
+        for record in read_records(source):
+            counts["in"] += 1
+            yield record
+
+
+def _checked(
+    records: Iterable[dict], cfg: FilterConfig, index: EvalIndex | None, rejects: ShardWriter, counts: Counter
+) -> Iterator[dict]:
+    """Records that pass quality and decontamination; the others are written to rejects with their reason."""
+    for record in records:
+        reason = drop_reason(record, cfg.quality) if cfg.kind == "qa" else None
+        match = index.match(record["question"]) if index and reason is None else None
+        if match:
+            reason = "contaminated"
+        if reason is None:
+            yield record
+            continue
+        counts[reason] += 1
+        rejects.write(
+            {"stage": "filter", "reason": reason, "record": record, **({"eval_match": match} if match else {})}
+        )
