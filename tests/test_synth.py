@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
+from servers.search_server import page_record
 
-from wdtk.crawler.extract import extract_page
-from wdtk.schemas import read_records, record_id, write_records
+from wdtk.schemas import read_records, write_records
 from wdtk.synth import crawlqa, e2hqa
 from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
 
@@ -34,25 +34,8 @@ def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
         if page["kind"] not in ("article", "category"):
             continue
         html = (site_dir / page["path"].lstrip("/")).read_text()
-        title, text = extract_page(html)
-        url = site_server + page["path"]
         links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
-        records.append(
-            {
-                "id": record_id("page", url),
-                "url": url,
-                "final_url": url,
-                "status": 200,
-                "title": title,
-                "text": text,
-                "links": links,
-                "depth": 1,
-                "root": site_server + "/",
-                "fetched_at": "2026-01-01T00:00:00Z",
-                "content_hash": "0" * 64,
-                "meta": {},
-            }
-        )
+        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
     path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
     write_records(records, path, kind="page")
     return path
