@@ -285,10 +285,11 @@ def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model
 def _register_stage_commands() -> None:
     """Stage command groups that live beside their stages."""
     from .filters.commands import filter_cmd
-    from .synth.commands import index, synth
+    from .synth.commands import index, sample, synth
 
     main.add_command(synth)
     main.add_command(index)
+    main.add_command(sample)
     main.add_command(filter_cmd)
 
 

@@ -109,6 +109,8 @@ def _print_stage_summary(summary: dict, out_dir: Path) -> None:
     )
     if summary["rejected"]:
         click.echo("  rejected: " + ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()))
+    if summary.get("terminations"):
+        click.echo("  ended by: " + ", ".join(f"{k} {v}" for k, v in summary["terminations"].items()))
     click.echo(f"  LLM: {calls} calls, {hits} cache hits, {tokens} tokens, ${cost:.4f}")
 
 
@@ -304,3 +306,70 @@ def index(pages: Path, out_dir: Path) -> None:
 
     summary = build_index(pages, out_dir)
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
+
+
+@click.command("sample", context_settings={"show_default": True})
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--dir",
+    "run_dir",
+    default=Path("runs/demo"),
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.",
+)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/sample.")
+@click.option(
+    "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
+)
+@click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
+@click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature of the agent.")
+@click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout.")
+@click.option("--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout.")
+@click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn.")
+@click.option("--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many questions.")
+@_llm_options
+def sample(
+    sources: tuple[Path, ...],
+    run_dir: Path,
+    out_dir: Path | None,
+    search: str | None,
+    rollouts: int,
+    temperature: float,
+    max_calls: int,
+    max_context_tokens: int,
+    max_new_tokens: int,
+    max_seconds: float,
+    limit: int | None,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """Sample ReAct trajectories (WebDancer format) for QA records: ROLLOUTS per question, all kept, none judged.
+
+    SOURCES are qa records or SimpleQA-style JSONL (default: DIR/filter/records, as `wdtk filter` leaves it).
+    Every rollout ends with a label: answer, call_budget_exceeded, token_limit, time_limit or format_error.
+    A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
+    """
+    from .agent import AgentConfig
+    from .trajectories import SampleConfig, run
+
+    sources = sources or (run_dir / "filter" / "records",)
+    for source in sources:
+        if not source.exists():
+            raise click.ClickException(f"no QA records at {source}: run `wdtk filter` first or name the QA files")
+    search = search or f"bm25:{run_dir / 'index'}"
+    if search.startswith("bm25:") and not Path(search[5:]).exists():
+        raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
+    out_dir = out_dir or run_dir / "sample"
+    agent = AgentConfig(
+        max_calls=max_calls,
+        max_context_tokens=max_context_tokens,
+        max_new_tokens=max_new_tokens,
+        max_seconds=max_seconds,
+        temperature=temperature,
+    )
+    backends, run_opts = _backends(run_dir, model, api_base, search, **opts)
+    cfg = SampleConfig(rollouts=rollouts, agent=agent)
+    _run_synth_stage("sample", out_dir, restart, lambda p: run(sources, out_dir, cfg, backends, run_opts, limit, p))

@@ -176,8 +176,10 @@ def parse_turn(text: str, reasoning: str = "") -> Turn:
     elif len(calls) > 1 or len(answers) > 1:
         turn.error = "several_actions"
     elif answers:
-        turn.answer = answers[0].strip()
-        turn.error = None if turn.answer else "empty_answer"
+        if answers[0].strip():
+            turn.answer = answers[0].strip()
+        else:
+            turn.error = "empty_answer"
     elif calls:
         _read_call(turn, calls[0])
     else:

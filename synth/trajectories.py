@@ -1,0 +1,106 @@
+"""Trajectory sampling (`wdtk sample`): several ReAct rollouts per question, every one kept as a trajectory record.
+
+Nothing is judged here: the funnel (`wdtk.filters.trajectory`) decides which rollouts are valid, correct and
+good enough. Runs on `synth/parallel.run_stage`, so a killed run resumes without losing or repeating finished
+partitions, and LLM calls already made inside an unfinished one are answered by the response cache (rollout k
+of a question always uses sample_index k, so each replays its own calls).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from .. import __version__
+from ..schemas import read_records, record_id
+from .agent import Agent, AgentConfig, Rollout
+from .e2hqa import seed_record
+from .parallel import Backends, RunOptions, Stage, run_stage
+from .react import TOOLS
+from .tools import Visitor
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """Options of the sampling stage."""
+
+    rollouts: int = 3
+    agent: AgentConfig = field(default_factory=AgentConfig)
+
+
+def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_version: str, temperature: float) -> dict:
+    """The trajectory record of rollout `k` on `qa`."""
+    record = {
+        "id": record_id("trajectory", qa["id"], k, model, prompt_version, temperature),
+        "question_id": qa["id"],
+        "question": qa["question"],
+        "answer": qa["answer"],
+        "rollout": k,
+        "messages": rollout.messages,
+        "tools": TOOLS,
+        "termination": rollout.termination,
+        "stats": rollout.stats,
+        "meta": {
+            "wdtk_version": __version__,
+            "model": model,
+            "prompt_version": prompt_version,
+            "parent_ids": [qa["id"]],
+            "temperature": temperature,
+        },
+    }
+    if rollout.prediction is not None:
+        record["prediction"] = rollout.prediction
+    if rollout.detail:
+        record["termination_detail"] = rollout.detail
+    return record
+
+
+def make_agent(ctx) -> Agent:
+    """The agent of a stage context: its search engine doubles as the visit tool's offline corpus when it can."""
+    corpus = ctx.search if hasattr(ctx.search, "get") else None
+    return Agent(ctx.client, ctx.search, Visitor(ctx.client, corpus=corpus), ctx.config.agent)
+
+
+async def sample_question(qa: dict, ctx) -> tuple[list[dict], list[dict]]:
+    """All rollouts of one question, run concurrently."""
+    agent = make_agent(ctx)
+    rollouts = await asyncio.gather(*(agent.run(qa["question"], k) for k in range(ctx.config.rollouts)))
+    cfg, version = ctx.config.agent, agent.instructions.version
+    model = ctx.client.llm.name
+    return [trajectory_record(qa, k, r, model, version, cfg.temperature) for k, r in enumerate(rollouts)], []
+
+
+def questions(sources: Iterable[Path]) -> Iterable[dict]:
+    """qa records (or SimpleQA-style rows) from every source, in order, first occurrence of an id only."""
+    seen: set[str] = set()
+    for source in sources:
+        for i, row in enumerate(read_records(source)):
+            qa = seed_record(row, str(source), i)
+            if qa["id"] not in seen:
+                seen.add(qa["id"])
+                yield qa
+
+
+def run(
+    sources: Iterable[Path],
+    out_dir: Path,
+    cfg: SampleConfig,
+    backends: Backends,
+    opts: RunOptions | None = None,
+    limit: int | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> dict:
+    """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary."""
+    if not backends.search:
+        raise ValueError("sampling needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
+    stage = Stage("sample", sample_question, cfg, "trajectory", backends)
+    summary = run_stage(stage, islice(questions(sources), limit), out_dir, opts, progress)
+    ends = Counter(t["termination"] for t in read_records(out_dir / "records"))
+    summary["terminations"] = dict(ends.most_common())
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
