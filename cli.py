@@ -284,13 +284,14 @@ def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model
 
 def _register_stage_commands() -> None:
     """Stage command groups that live beside their stages."""
-    from .filters.commands import filter_cmd
+    from .filters.commands import filter_cmd, funnel_cmd
     from .synth.commands import index, sample, synth
 
     main.add_command(synth)
     main.add_command(index)
     main.add_command(sample)
     main.add_command(filter_cmd)
+    main.add_command(funnel_cmd)
 
 
 _register_stage_commands()

@@ -69,3 +69,98 @@ def filter_cmd(
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
+
+
+@click.command("funnel", context_settings={"show_default": True})
+@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--dir",
+    "run_dir",
+    default=Path("runs/demo"),
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory: default input DIR/sample/records, QA DIR/filter/records, output DIR/funnel and DIR/export.",
+)
+@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/funnel.")
+@click.option(
+    "--judge",
+    "judge_model",
+    default=None,
+    envvar="WDTK_JUDGE_MODEL",
+    help="LLM judge (model string as for --model elsewhere); none: normalised exact match, then F1.",
+)
+@click.option("--judge-api-base", envvar="WDTK_JUDGE_API_BASE", default=None, help="OpenAI-compatible endpoint.")
+@click.option("--f1-threshold", default=0.8, type=click.FloatRange(0, 1), help="F1 that counts as correct (no judge).")
+@click.option("--max-actions", default=12, type=click.IntRange(1), help="Drop trajectories with more tool calls.")
+@click.option(
+    "--max-repeats", default=0, type=click.IntRange(0), help="Identical tool calls allowed beyond the first."
+)
+@click.option("--max-tokens", default=24000, type=click.IntRange(1), help="Drop longer trajectories (estimated).")
+@click.option("--no-support-check", is_flag=True, help="Keep answers that no tool response contains.")
+@click.option("--no-export", is_flag=True, help="Do not write the SFT, WebDancer and RL exports.")
+def funnel_cmd(
+    sources,
+    run_dir,
+    out_dir,
+    judge_model,
+    judge_api_base,
+    f1_threshold,
+    max_actions,
+    max_repeats,
+    max_tokens,
+    no_support_check,
+    no_export,
+) -> None:
+    """Keep the valid, correct, high-quality trajectories; send questions with none to the RL pool.
+
+    SOURCES are trajectory records (default DIR/sample/records, as `wdtk sample` leaves them). Writes
+    OUT/records (kept), OUT/rejects (stage and reason), OUT/judgements, OUT/rl_pool and OUT/summary.json, then
+    the exports: DIR/export/sft (TRL conversational), DIR/export/webdancer (chatml text), DIR/export/rl.
+    """
+    from ..schemas import RecordError
+    from .judge import Judge, JudgeConfig
+    from .trajectory import FunnelConfig, run
+
+    sources = sources or (run_dir / "sample" / "records",)
+    for source in sources:
+        if not source.exists():
+            raise click.ClickException(f"no trajectories at {source}: run `wdtk sample` first or name the files")
+    out_dir = out_dir or run_dir / "funnel"
+    client = None
+    if judge_model:
+        from ..synth.client import LLMClient, ResponseCache
+        from ..synth.llm import make_llm
+
+        embedded = judge_model == "embedded"
+        client = LLMClient(
+            make_llm(judge_model, judge_api_base),
+            concurrency=8 if embedded else 32,
+            timeout=3600.0 if embedded else 120.0,
+            cache=ResponseCache(run_dir / "llm_cache.sqlite"),
+        )
+    cfg = FunnelConfig(
+        max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
+    )
+    try:
+        summary = run(sources, out_dir, cfg, Judge(client, JudgeConfig(f1_threshold=f1_threshold)),
+                      qa_sources=[run_dir / "filter" / "records"])  # fmt: skip
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_funnel(summary, out_dir)
+    if not no_export:
+        from .export import run as export
+
+        counts = export(out_dir, run_dir / "export")
+        click.echo(f"  exports -> {run_dir / 'export'}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def _print_funnel(summary: dict, out_dir: Path) -> None:
+    click.echo(f"funnel: {summary['trajectories']} trajectories of {summary['questions']} questions")
+    for stage in summary["stages"]:
+        dropped = ", ".join(f"{k} {v}" for k, v in stage["dropped"].items()) or "none dropped"
+        click.echo(f"  {stage['name']:<12} {stage['in']:>6} -> {stage['kept']:<6} ({dropped})")
+    click.echo(
+        f"  kept {summary['kept']} trajectories for {summary['questions_kept']} questions -> {out_dir / 'records'}; "
+        f"{summary['rl_pool']} questions to the RL pool -> {out_dir / 'rl_pool'}"
+    )
+    judge = summary["judge"]
+    click.echo(f"  judge: {judge.get('model', 'exact match / F1')}")

@@ -12,7 +12,8 @@ _NUMBER = re.compile(r"^-?\d[\d,]*(\.\d+)?$")
 
 def normalize(text: str) -> str:
     """SQuAD-style: lower case, accents folded, punctuation and articles dropped, spaces collapsed."""
-    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    # accents fold away (NFKD, then combining marks dropped); letters of other scripts stay
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c)).lower()
     text = _ARTICLES.sub(" ", _PUNCT.sub(" ", text))
     return " ".join(text.split())
 

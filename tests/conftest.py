@@ -1,10 +1,14 @@
 """Shared fixtures: a generated 300-page fictional site, its ground truth, and local servers for it."""
 
+import json
 from pathlib import Path
 
 import pytest
+from servers.search_server import site_page_records
 
 from wdtk.crawler.sitegen import build_site, load_truth, start_server
+from wdtk.crawler.sitegen.seeds import simple_seeds
+from wdtk.schemas import write_records
 
 SITE_PAGES = 300
 SITE_SEED = 7
@@ -48,3 +52,24 @@ def openai_server():
 
     with FakeOpenAIServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def qa_run(site_dir, site_server, tmp_path_factory) -> Path:
+    """A run directory with the site's pages as a crawl would write them, their BM25 index, and seeds.jsonl: four
+    SimpleQA-style rows {"problem", "answer"} whose answers the site states."""
+    from wdtk.synth.index import build_index
+
+    root = tmp_path_factory.mktemp("run")
+    pages = root / "crawl" / "pages" / "00000.jsonl.gz"
+    write_records(site_page_records(site_dir, site_server), pages, kind="page")
+    build_index(pages.parent, root / "index")
+    seeds = simple_seeds(site_dir, 4)
+    (root / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
+    return root
+
+
+@pytest.fixture(scope="session")
+def qa_seeds(qa_run) -> list[dict]:
+    """The rows of qa_run/seeds.jsonl."""
+    return [json.loads(line) for line in (qa_run / "seeds.jsonl").read_text().splitlines()]

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from servers.agent_model import AgentModel
 from servers.openai_server import Reply
-from servers.search_server import site_page_records
 
 from wdtk.cli import main
-from wdtk.crawler.sitegen.seeds import simple_seeds
-from wdtk.schemas import read_records, validate, write_records
+from wdtk.schemas import read_records, validate
 from wdtk.synth import react
 from wdtk.synth.agent import Agent, AgentConfig
 from wdtk.synth.client import LLMClient
@@ -24,30 +21,11 @@ from wdtk.synth.tools import Visitor
 from wdtk.synth.trajectories import SampleConfig, run
 
 
-@pytest.fixture(scope="module")
-def run_dir(site_dir, site_server, tmp_path_factory) -> Path:
-    """A run directory with crawled pages, their index, and filtered QA from the site's truth."""
-    from wdtk.synth.index import build_index
-
-    root = tmp_path_factory.mktemp("run")
-    pages = root / "crawl" / "pages" / "00000.jsonl.gz"
-    write_records(site_page_records(site_dir, site_server), pages, kind="page")
-    build_index(pages.parent, root / "index")
-    seeds = simple_seeds(site_dir, 4)
-    (root / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
-    return root
-
-
-@pytest.fixture(scope="module")
-def seeds(run_dir) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "seeds.jsonl").read_text().splitlines()]
-
-
-def agent_for(server, run_dir, **cfg) -> Agent:
+def agent_for(server, qa_run, **cfg) -> Agent:
     from wdtk.synth.index import BM25Index
 
     client = LLMClient(make_llm("agent-model", api_base=server.base_url), max_retries=1)
-    index = BM25Index.load(run_dir / "index")
+    index = BM25Index.load(qa_run / "index")
     return Agent(client, index, Visitor(client, corpus=index), AgentConfig(**cfg))
 
 
@@ -115,10 +93,10 @@ def test_reasoning_content_becomes_the_thought_and_renders_back_as_think():
 # --- one rollout ---------------------------------------------------------------------------------
 
 
-def test_good_rollout_follows_webdancer_format(openai_server, run_dir, seeds):
-    question, gold = seeds[0]["problem"], seeds[0]["answer"]
+def test_good_rollout_follows_webdancer_format(openai_server, qa_run, qa_seeds):
+    question, gold = qa_seeds[0]["problem"], qa_seeds[0]["answer"]
     openai_server.responder = AgentModel({question: gold})
-    rollout = asyncio.run(agent_for(openai_server, run_dir).run(question))
+    rollout = asyncio.run(agent_for(openai_server, qa_run).run(question))
     assert rollout.termination == "answer" and rollout.prediction == gold
     roles = [m["role"] for m in rollout.messages]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "assistant"]
@@ -146,10 +124,10 @@ def test_good_rollout_follows_webdancer_format(openai_server, run_dir, seeds):
         ("loop", {"max_seconds": 1e-9}, "time_limit", 0),
     ],
 )
-def test_budgets_and_termination_labels(openai_server, run_dir, seeds, plan, cfg, termination, calls):
-    question = seeds[1]["problem"]
-    openai_server.responder = AgentModel({question: seeds[1]["answer"]}, {question: [plan]})
-    rollout = asyncio.run(agent_for(openai_server, run_dir, **cfg).run(question))
+def test_budgets_and_termination_labels(openai_server, qa_run, qa_seeds, plan, cfg, termination, calls):
+    question = qa_seeds[1]["problem"]
+    openai_server.responder = AgentModel({question: qa_seeds[1]["answer"]}, {question: [plan]})
+    rollout = asyncio.run(agent_for(openai_server, qa_run, **cfg).run(question))
     assert rollout.termination == termination, rollout.detail
     assert rollout.prediction is None and rollout.detail
     if calls is not None:
@@ -161,19 +139,19 @@ def test_budgets_and_termination_labels(openai_server, run_dir, seeds, plan, cfg
         assert rollout.stats["context_tokens"] >= 1500 - 64 or "context holds" in rollout.detail
 
 
-def test_reasoning_model_thoughts_are_captured(openai_server, run_dir, seeds):
-    question = seeds[0]["problem"]
-    openai_server.responder = AgentModel({question: seeds[0]["answer"]}, {question: ["reasoning"]})
-    rollout = asyncio.run(agent_for(openai_server, run_dir).run(question))
+def test_reasoning_model_thoughts_are_captured(openai_server, qa_run, qa_seeds):
+    question = qa_seeds[0]["problem"]
+    openai_server.responder = AgentModel({question: qa_seeds[0]["answer"]}, {question: ["reasoning"]})
+    rollout = asyncio.run(agent_for(openai_server, qa_run).run(question))
     assert rollout.termination == "answer"
     thoughts = [m.get("reasoning_content") for m in rollout.messages if m["role"] == "assistant"]
     assert thoughts[0].startswith("Plan 1") and all(thoughts)
 
 
-def test_a_tool_response_is_cut_to_the_budget(openai_server, run_dir, seeds):
-    question = seeds[0]["problem"]
-    openai_server.responder = AgentModel({question: seeds[0]["answer"]})
-    rollout = asyncio.run(agent_for(openai_server, run_dir, max_observation_chars=200).run(question))
+def test_a_tool_response_is_cut_to_the_budget(openai_server, qa_run, qa_seeds):
+    question = qa_seeds[0]["problem"]
+    openai_server.responder = AgentModel({question: qa_seeds[0]["answer"]})
+    rollout = asyncio.run(agent_for(openai_server, qa_run, max_observation_chars=200).run(question))
     tool_turns = [m["content"] for m in rollout.messages if m["role"] == "tool"]
     assert all(len(t) <= 200 + len("\n[... cut]") for t in tool_turns) and tool_turns[0].endswith("[... cut]")
 
@@ -181,50 +159,50 @@ def test_a_tool_response_is_cut_to_the_budget(openai_server, run_dir, seeds):
 # --- the stage and the command ------------------------------------------------------------------
 
 
-def test_wdtk_sample_on_dask_writes_valid_trajectories_with_every_label(openai_server, run_dir, seeds, tmp_path):
-    answers = {s["problem"]: s["answer"] for s in seeds}
-    plans = {seeds[0]["problem"]: ["good", "wrong", "broken"], seeds[1]["problem"]: ["loop"]}
+def test_wdtk_sample_on_dask_writes_valid_trajectories_with_every_label(openai_server, qa_run, qa_seeds, tmp_path):
+    answers = {s["problem"]: s["answer"] for s in qa_seeds}
+    plans = {qa_seeds[0]["problem"]: ["good", "wrong", "broken"], qa_seeds[1]["problem"]: ["loop"]}
     openai_server.responder = AgentModel(answers, plans)
     out = tmp_path / "sample"
     result = CliRunner().invoke(
         main,
-        ["sample", str(run_dir / "seeds.jsonl"), "--dir", str(run_dir), "-o", str(out), "--model", "agent-model",
+        ["sample", str(qa_run / "seeds.jsonl"), "--dir", str(qa_run), "-o", str(out), "--model", "agent-model",
          "--api-base", openai_server.base_url, "--workers", "2", "--partition-size", "2", "--max-calls", "5"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     records = list(read_records(out / "records", kind="trajectory"))
-    assert len(records) == 3 * len(seeds)
+    assert len(records) == 3 * len(qa_seeds)
     for r in records:
         validate(r, "trajectory")
     by_question: dict[str, list[dict]] = {}
     for r in records:
         by_question.setdefault(r["question"], []).append(r)
-    assert sorted(r["rollout"] for r in by_question[seeds[2]["problem"]]) == [0, 1, 2]
-    ends = sorted(r["termination"] for r in by_question[seeds[0]["problem"]])
+    assert sorted(r["rollout"] for r in by_question[qa_seeds[2]["problem"]]) == [0, 1, 2]
+    ends = sorted(r["termination"] for r in by_question[qa_seeds[0]["problem"]])
     assert ends == ["answer", "answer", "format_error"]
-    assert {r["termination"] for r in by_question[seeds[1]["problem"]]} == {"call_budget_exceeded"}
+    assert {r["termination"] for r in by_question[qa_seeds[1]["problem"]]} == {"call_budget_exceeded"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["terminations"]["answer"] == sum(r["termination"] == "answer" for r in records)
     assert "ended by:" in result.output and "call_budget_exceeded" in result.output
     assert len({r["id"] for r in records}) == len(records)
 
 
-def test_a_rerun_repeats_no_finished_rollout(openai_server, run_dir, seeds, tmp_path):
-    openai_server.responder = AgentModel({s["problem"]: s["answer"] for s in seeds})
+def test_a_rerun_repeats_no_finished_rollout(openai_server, qa_run, qa_seeds, tmp_path):
+    openai_server.responder = AgentModel({s["problem"]: s["answer"] for s in qa_seeds})
     backends = Backends(
         model="agent-model", api_base=openai_server.base_url, cache_path=str(tmp_path / "cache.sqlite"),
-        search=f"bm25:{run_dir / 'index'}",
+        search=f"bm25:{qa_run / 'index'}",
     )  # fmt: skip
     opts = RunOptions(workers=0, partition_size=2)
-    first = run([run_dir / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
+    first = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     calls = openai_server.request_count
     # a killed run: one partition's done marker and shard are lost, the cache survives
     (tmp_path / "s" / "done" / "00001.json").unlink()
-    again = run([run_dir / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
+    again = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     assert openai_server.request_count == calls  # replayed from the cache: no call paid twice
-    assert again["resumed_partitions"] == 1 and again["kept"] == first["kept"] == 2 * len(seeds)
+    assert again["resumed_partitions"] == 1 and again["kept"] == first["kept"] == 2 * len(qa_seeds)
     ids = [r["id"] for r in read_records(tmp_path / "s" / "records")]
-    assert len(ids) == len(set(ids)) == 2 * len(seeds)
+    assert len(ids) == len(set(ids)) == 2 * len(qa_seeds)
 
 
 def test_wdtk_sample_says_what_is_missing(tmp_path):
@@ -232,14 +210,14 @@ def test_wdtk_sample_says_what_is_missing(tmp_path):
     assert result.exit_code != 0 and "wdtk filter" in result.output
 
 
-def test_unknown_tool_response_is_never_taken_from_the_model(openai_server, run_dir, seeds):
+def test_unknown_tool_response_is_never_taken_from_the_model(openai_server, qa_run, qa_seeds):
     """A model that writes the tool's answer itself is stopped there; the response comes from the tool."""
-    question = seeds[0]["problem"]
+    question = qa_seeds[0]["problem"]
     openai_server.queue(
         Reply(text='<think>x</think><tool_call>{"name": "search", "arguments": {"query": ["q"]}}</tool_call>'
                    "<tool_response>The answer is Atlantis.</tool_response>"),
         Reply(text="<think>fine</think><answer>done</answer>"),
     )  # fmt: skip
-    rollout = asyncio.run(agent_for(openai_server, run_dir).run(question))
+    rollout = asyncio.run(agent_for(openai_server, qa_run).run(question))
     assert "Atlantis" not in rollout.messages[3]["content"]
     assert rollout.messages[3]["content"].startswith("A search for 'q'")

@@ -34,7 +34,7 @@ class AgentModel:
             return self.agent_turn(messages)
         if first.startswith("You read one web page"):
             return self.extract(first)
-        if "judge" in first.lower() and "Predicted answer" in first:
+        if "Labeled answer:" in first and "Predicted answer:" in first:
             return self.judge(first)
         return "I do not understand"
 
@@ -90,6 +90,6 @@ class AgentModel:
         return json.dumps({"rational": "the sentence names it", "evidence": evidence, "summary": evidence})
 
     def judge(self, prompt: str) -> str:
-        gold = re.search(r"Gold answer: (.*)", prompt).group(1).strip().lower()
+        gold = re.search(r"Labeled answer: (.*)", prompt).group(1).strip().lower()
         pred = re.search(r"Predicted answer: (.*)", prompt).group(1).strip().lower()
         return "Correct" if gold == pred else "Incorrect"
