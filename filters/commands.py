@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -33,6 +34,13 @@ import click
 @click.option("--no-dedup", is_flag=True, help="Keep duplicates.")
 @click.option("--min-hops", default=0, type=click.IntRange(0), help="Drop QA with fewer E2HQA rewrite hops.")
 @click.option("--max-answer-words", default=10, type=click.IntRange(1), help="Drop QA with longer answers.")
+@click.option(
+    "--workers",
+    default=0,
+    type=click.IntRange(0),
+    help="Local Dask worker processes for dedup signatures (0: in this process; enough below a few million).",
+)
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT", help="Compute signatures on a Dask cluster.")
 def filter_cmd(
     sources,
     out_dir,
@@ -46,9 +54,12 @@ def filter_cmd(
     no_dedup,
     min_hops,
     max_answer_words,
+    workers,
+    scheduler,
 ) -> None:
     """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal."""
     from ..schemas import RecordError
+    from ..synth.runlog import log_command
     from .decontam import DecontamConfig
     from .dedup import DedupConfig
     from .qa import FilterConfig, run
@@ -62,13 +73,33 @@ def filter_cmd(
         if no_dedup
         else DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size),
     )
+    log_command(out_dir.parent)
     try:
-        summary = run(sources, out_dir, cfg, evals)
+        with _dask(workers, scheduler) as client:
+            summary = run(sources, out_dir, cfg, evals, dask_client=client)
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
+
+
+@contextmanager
+def _dask(workers: int, scheduler: str | None):
+    """A Dask client for a scheduler or a local cluster of `workers` processes; None for neither."""
+    if not workers and not scheduler:
+        yield None
+        return
+    from dask.distributed import Client, LocalCluster
+
+    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+    client = Client(scheduler or cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 @click.command("funnel", context_settings={"show_default": True})
@@ -116,14 +147,26 @@ def funnel_cmd(
     OUT/records (kept), OUT/rejects (stage and reason), OUT/judgements, OUT/rl_pool and OUT/summary.json, then
     the exports: DIR/export/sft (TRL conversational), DIR/export/webdancer (chatml text), DIR/export/rl.
     """
-    from ..schemas import RecordError
-    from .judge import Judge, JudgeConfig
-    from .trajectory import FunnelConfig, run
+    from ..synth.runlog import log_command
+    from .trajectory import FunnelConfig
 
     sources = sources or (run_dir / "sample" / "records",)
     for source in sources:
         if not source.exists():
             raise click.ClickException(f"no trajectories at {source}: run `wdtk sample` first or name the files")
+    log_command(run_dir)
+    cfg = FunnelConfig(
+        max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
+    )
+    funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold, export=not no_export)
+
+
+def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
+    """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
+    from ..schemas import RecordError
+    from .judge import Judge, JudgeConfig
+    from .trajectory import run
+
     out_dir = out_dir or run_dir / "funnel"
     client = None
     if judge_model:
@@ -137,20 +180,18 @@ def funnel_cmd(
             timeout=3600.0 if embedded else 120.0,
             cache=ResponseCache(run_dir / "llm_cache.sqlite"),
         )
-    cfg = FunnelConfig(
-        max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
-    )
+    judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
     try:
-        summary = run(sources, out_dir, cfg, Judge(client, JudgeConfig(f1_threshold=f1_threshold)),
-                      qa_sources=[run_dir / "filter" / "records"])  # fmt: skip
+        summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
     _print_funnel(summary, out_dir)
-    if not no_export:
-        from .export import run as export
+    if export:
+        from .export import run as export_run
 
-        counts = export(out_dir, run_dir / "export")
+        counts = export_run(out_dir, run_dir / "export")
         click.echo(f"  exports -> {run_dir / 'export'}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    return summary
 
 
 def _print_funnel(summary: dict, out_dir: Path) -> None:

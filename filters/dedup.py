@@ -8,6 +8,7 @@ against the threshold: it only picks bands and rows, as datasketch's `MinHashLSH
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,7 +19,7 @@ import numpy as np
 from wdtk.filters import minhash as mh
 from wdtk.filters.minhash import normalize_text
 
-__all__ = ["DedupConfig", "dedup", "hashfunc", "lsh_params", "normalize_text", "shingles", "signatures"]
+__all__ = ["DedupConfig", "dedup", "hashfunc", "keys", "lsh_params", "normalize_text", "shingles", "signatures"]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,18 @@ def lsh_params(threshold: float, num_perm: int) -> tuple[int, int]:
     return lsh.b, lsh.r
 
 
+def keys(texts: list[str], cfg: DedupConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(exact keys (n,), LSH band keys (n, bands)) of `texts`: all the per-record work of dedup. Pure, so it can
+    run on a Dask worker; only the first-seen bookkeeping over keys stays in one process."""
+    bands, rows = lsh_params(cfg.threshold, cfg.num_perm)
+    exact, near = [np.empty(0, dtype=np.uint64)], [np.empty((0, bands), dtype=np.uint64)]
+    for lo, hi in mh.chunks(texts):
+        buf = mh.pack(texts[lo:hi])
+        exact.append(mh.segment_hashes(buf, hi - lo))
+        near.append(mh.band_keys(_signatures(buf, hi - lo, cfg), bands, rows))
+    return np.concatenate(exact), np.concatenate(near)
+
+
 class _Deduper:
     """Streaming state: first-seen indexes for exact keys and LSH bands, and each record's kept root."""
 
@@ -82,28 +95,20 @@ class _Deduper:
         self.root = np.empty(0, dtype=np.int64)  # 8 B a record: the position of its kept record
         self.kept_ids: dict[int, object] = {}
 
-    def batch(self, records: list[dict], texts: list[str]) -> None:
-        """Mark the duplicates in one batch, in place."""
+    def batch(self, records: list[dict], batch_keys: tuple[np.ndarray, np.ndarray]) -> None:
+        """Mark the duplicates in one batch, in place, from the batch's `keys`."""
+        exact, near_keys = batch_keys
         start = len(self.root)
-        parent = np.concatenate([self._parents(texts[lo:hi], start + lo) for lo, hi in mh.chunks(texts)])
-        is_exact = parent < 0
-        self.root = np.concatenate([self.root, np.where(is_exact, ~parent, parent)])
+        pos = np.arange(start, start + len(records))
+        parent = self.exact.see(exact, pos)
+        is_exact = parent < pos
+        near = np.flatnonzero(~is_exact)  # an exact copy has its original's bands: no need to index it again
+        if len(near):
+            found = [index.see(near_keys[near, j], pos[near]) for j, index in enumerate(self.lsh)]
+            parent[near] = np.minimum.reduce(found)
+        self.root = np.concatenate([self.root, parent])
         self._resolve(start)
         self._mark(records, start, is_exact)
-
-    def _parents(self, texts: list[str], start: int) -> np.ndarray:
-        """Each text's earliest match: ~position for an exact one, position for a near one (or its own)."""
-        buf = mh.pack(texts)
-        pos = np.arange(start, start + len(texts))
-        parent = self.exact.see(mh.segment_hashes(buf, len(texts)), pos)
-        is_exact = parent < pos
-        near = np.flatnonzero(~is_exact)
-        if len(near) < len(texts):
-            buf = mh.pack([texts[i] for i in near])
-        if len(near):
-            keys = mh.band_keys(_signatures(buf, len(near), self.cfg), self.bands, self.rows)
-            parent[near] = np.minimum.reduce([index.see(keys[:, j], pos[near]) for j, index in enumerate(self.lsh)])
-        return np.where(is_exact, ~parent, parent)
 
     def _resolve(self, start: int) -> None:
         """Point this batch's records at their kept roots (pointer jumping; parents always come first)."""
@@ -125,11 +130,30 @@ class _Deduper:
 
 
 def dedup(
-    records: Iterable[dict], text_of: Callable[[dict], str], cfg: DedupConfig, batch_size: int = 10_000
+    records: Iterable[dict],
+    text_of: Callable[[dict], str],
+    cfg: DedupConfig,
+    batch_size: int = 10_000,
+    client=None,
+    ahead: int = 4,
 ) -> Iterator[dict]:
-    """Yield every record in input order; duplicates get `duplicate_of` (kept record's id) and `dedup`."""
+    """Yield every record in input order; duplicates get `duplicate_of` (kept record's id) and `dedup`.
+
+    With a Dask `client`, the keys of up to `ahead` batches are computed on the cluster while earlier ones are
+    marked here, so memory stays bounded by `ahead` batches and the result is the same as in one process.
+    """
     state = _Deduper(cfg)
     it = iter(records)
+    pending: deque = deque()
     while batch := list(islice(it, batch_size)):
-        state.batch(batch, [text_of(r) for r in batch])
-        yield from batch
+        texts = [text_of(r) for r in batch]
+        pending.append((batch, client.submit(keys, texts, cfg, pure=False) if client else keys(texts, cfg)))
+        while pending and (len(pending) > (ahead if client else 0)):
+            yield from _marked(state, *pending.popleft())
+    while pending:
+        yield from _marked(state, *pending.popleft())
+
+
+def _marked(state: _Deduper, batch: list[dict], batch_keys) -> list[dict]:
+    state.batch(batch, batch_keys.result() if hasattr(batch_keys, "result") else batch_keys)
+    return batch

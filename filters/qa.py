@@ -32,8 +32,12 @@ class FilterConfig:
     dedup: DedupConfig | None = field(default_factory=DedupConfig)
 
 
-def run(sources: Iterable[Path], out_dir: Path, cfg: FilterConfig, evals: Iterable[Path] = ()) -> dict:
-    """Filter the records in `sources` into out_dir; return the summary (counts in, kept, dropped by reason)."""
+def run(
+    sources: Iterable[Path], out_dir: Path, cfg: FilterConfig, evals: Iterable[Path] = (), dask_client=None
+) -> dict:
+    """Filter the records in `sources` into out_dir; return the summary (counts in, kept, dropped by reason).
+
+    With a Dask client the dedup signatures are computed on its workers (see `dedup.dedup`)."""
     started, counts = time.monotonic(), Counter()
     for old in ("records", "rejects"):  # a rerun replaces the output: filtering is cheap and starts over
         shutil.rmtree(out_dir / old, ignore_errors=True)
@@ -41,7 +45,7 @@ def run(sources: Iterable[Path], out_dir: Path, cfg: FilterConfig, evals: Iterab
     with ShardWriter(out_dir / "records", kind=cfg.kind) as kept, ShardWriter(out_dir / "rejects") as rejects:
         clean = _checked(_read(sources, counts), cfg, index, rejects, counts)
         text_of = (lambda r: r["question"]) if cfg.kind == "qa" else (lambda r: r["text"])
-        for record in dedup(clean, text_of, cfg.dedup) if cfg.dedup else clean:
+        for record in dedup(clean, text_of, cfg.dedup, client=dask_client) if cfg.dedup else clean:
             if "duplicate_of" in record:
                 reason = f"duplicate_{record.pop('dedup')}"
                 counts[reason] += 1

@@ -144,6 +144,9 @@ def synth(
     """
     if ctx.invoked_subcommand:
         return
+    from .runlog import log_command
+
+    log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
 
 
@@ -353,6 +356,7 @@ def sample(
     A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
     """
     from .agent import AgentConfig
+    from .runlog import log_command
     from .trajectories import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
@@ -363,6 +367,7 @@ def sample(
     if search.startswith("bm25:") and not Path(search[5:]).exists():
         raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
     out_dir = out_dir or run_dir / "sample"
+    log_command(run_dir)
     agent = AgentConfig(
         max_calls=max_calls,
         max_context_tokens=max_context_tokens,

@@ -163,3 +163,20 @@ def test_memory_stays_bounded_per_record() -> None:
     assert kept > 59_000
     # index state is ~8 B a record for roots + 12 B a key per band; the batch temporaries dominate the peak
     assert peak < 200 * 1024 * 1024
+
+
+def test_dedup_on_a_dask_cluster_marks_the_same_records() -> None:
+    """Keys computed on two worker processes, a few batches ahead, give exactly the in-process result."""
+    from dask.distributed import Client, LocalCluster
+
+    texts = random_texts(400, seed=5)
+    texts += near_copies(texts, 40, seed=6) + texts[50:60]
+    here = list(dedup(records(texts), lambda r: r["text"], DedupConfig(threshold=0.5), batch_size=37))
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        there = list(
+            dedup(
+                records(texts), lambda r: r["text"], DedupConfig(threshold=0.5), batch_size=37, client=client, ahead=3
+            )
+        )
+    assert there == here
+    assert sum("duplicate_of" in r for r in there) >= 50

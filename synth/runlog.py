@@ -1,0 +1,65 @@
+"""RUN/commands.jsonl: the wdtk commands that wrote into a run directory, so a dataset card can say how it was made.
+
+Secrets never reach the file: values of options that name keys, tokens or passwords are replaced, and so is
+anything shaped like a provider key (sk-..., hf_...) wherever it appears.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .. import __version__
+
+_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|secret|password)[\w-]*$", re.IGNORECASE)
+_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+\S+)")
+REDACTED = "<redacted>"
+
+
+def redact(argv: list[str]) -> list[str]:
+    """argv with secret option values and key-shaped strings replaced."""
+    out, hide_next = [], False
+    for arg in argv:
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if _SECRET_OPTION.match(name):
+            out.append(f"{name}={REDACTED}" if eq else arg)
+            hide_next = not eq
+            continue
+        out.append(_SECRET_VALUE.sub(REDACTED, arg))
+    return out
+
+
+def current_argv() -> list[str]:
+    """The running click command with every parameter it ran with (defaults included), else sys.argv."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return ["wdtk", *sys.argv[1:]]
+    argv = ctx.command_path.split()
+    argv[0] = "wdtk"
+    for name, value in ctx.params.items():
+        for v in value if isinstance(value, tuple | list) else [value]:
+            if v is not None and v is not False:
+                argv.append(f"--{name.replace('_', '-')}" + ("" if v is True else f"={v}"))
+    return argv
+
+
+def log_command(run_dir: Path, argv: list[str] | None = None) -> None:
+    """Append this command line to run_dir/commands.jsonl (one JSON object a line)."""
+    argv = argv or current_argv()
+    line = {
+        "argv": redact(argv),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wdtk_version": __version__,
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "commands.jsonl", "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
