@@ -233,38 +233,72 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
     help="LLM for synthesis; the embedded default is offline and tiny, so expect few kept pairs.",
 )
 @click.option("--api-base", envvar="WDTK_API_BASE", default=None, help="OpenAI-compatible endpoint for --model.")
+@click.option("--questions", default=4, type=click.IntRange(0), help="Questions to sample trajectories for.")
+@click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
+@click.option(
+    "--judge", "judge_model", default=None, help="LLM judge for the funnel (default: --model; 'none': exact match)."
+)
 def demo(
-    run_dir: Path, pages: int, seed: int, max_pages: int, groups: int, rewrites: int, model: str, api_base: str | None
+    run_dir: Path,
+    pages: int,
+    seed: int,
+    max_pages: int,
+    groups: int,
+    rewrites: int,
+    model: str,
+    api_base: str | None,
+    questions: int,
+    rollouts: int,
+    judge_model: str | None,
 ) -> None:
-    """Run the pipeline offline: build a site, serve it on 127.0.0.1, crawl it, index it, synthesise QA."""
+    """Run the whole pipeline offline on a generated site, and write RUN/report.html.
+
+    Builds a site, serves it on 127.0.0.1, crawls and indexes it, synthesises QA (CRAWLQA, E2HQA), filters the
+    QA, samples ReAct trajectories, runs the funnel (validity, judge, quality), exports the SFT and RL sets, and
+    writes the report. With the embedded model everything runs on the CPU and little survives; point --model at a
+    real LLM for real data.
+    """
     from .crawler.sitegen import build_site, start_server
+    from .crawler.sitegen.seeds import simple_seeds
+    from .synth.runlog import log_command
 
     started = time.monotonic()
+    (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
+    log_command(run_dir)
     site_dir = run_dir / "site"
     summary = {"site": build_site(site_dir, pages=pages, seed=seed)}
-    click.echo(f"[1/3] built a {summary['site']['pages']}-page site in {site_dir} ({summary['site']['seconds']:.1f}s)")
+    click.echo(f"[1/7] built a {summary['site']['pages']}-page site in {site_dir} ({summary['site']['seconds']:.1f}s)")
     server, base_url = start_server(site_dir)
     try:
-        click.echo(f"[2/3] crawling {base_url}/ (served from {site_dir})")
+        click.echo(f"[2/7] crawling {base_url}/ (served from {site_dir})")
         summary["crawl"] = _run_crawl(
             [base_url + "/"], run_dir / "crawl", max_pages=max_pages, max_depth=4, throttle=False, restart=True
         )
     finally:
         server.shutdown()
     if groups:
-        summary["synth"] = _demo_synth(run_dir, site_dir, groups, rewrites, model, api_base)
+        seeds = simple_seeds(site_dir, 3)
+        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds)
+        summary["filter"] = _demo_filter(run_dir, seeds)
+        if questions and summary["filter"]["kept"]:
+            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts)
+            judge = None if judge_model == "none" else judge_model or model
+            summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
+    summary["report"] = str(_demo_report(run_dir))
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
-    click.echo(f"done in {time.monotonic() - started:.1f}s; summary in {run_dir / 'demo_summary.json'}")
+    click.echo(f"done in {time.monotonic() - started:.1f}s; report in {summary['report']}")
 
 
-def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None) -> dict:
+_SMALL = {"concurrency": 32, "rpm": None, "tpm": None, "workers": 0, "scheduler": None, "partition_size": 16}
+
+
+def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds) -> dict:
     """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
-    from .crawler.sitegen.seeds import simple_seeds
     from .synth.commands import synthesise
     from .synth.crawlqa import CrawlQAConfig
     from .synth.e2hqa import E2HQAConfig
 
-    click.echo(f"[3/3] synthesising QA with {model}: CRAWLQA on {groups} page groups, {rewrites} E2HQA round(s)")
+    click.echo(f"[3/7] synthesising QA with {model}: CRAWLQA on {groups} page groups, {rewrites} E2HQA round(s)")
     small = model == "embedded"
     crawlqa_cfg = CrawlQAConfig(max_sublinks=2, max_page_chars=1200, max_tokens=384) if small else CrawlQAConfig()
     e2hqa_cfg = E2HQAConfig(rewrites=rewrites, max_tokens=160 if small else 512)
@@ -274,24 +308,77 @@ def _demo_synth(run_dir: Path, site_dir: Path, groups: int, rewrites: int, model
         max_groups=groups,
         model=model,
         api_base=api_base,
-        workers=0,
         restart=True,
         crawlqa_cfg=crawlqa_cfg,
         e2hqa_cfg=e2hqa_cfg,
-        extra_seeds=simple_seeds(site_dir, 3),
+        extra_seeds=seeds,
+        **_SMALL,
     )
+
+
+def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
+    """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
+    from .filters.qa import FilterConfig, run
+    from .schemas import write_records
+    from .synth.e2hqa import seed_record
+
+    seed_dir = run_dir / "synth" / "seeds"
+    write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
+    sources = [
+        p for p in (run_dir / "synth" / "crawlqa" / "records", run_dir / "synth" / "e2hqa" / "records", seed_dir)
+    ]
+    summary = run([p for p in sources if p.exists()], run_dir / "filter", FilterConfig())
+    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none dropped"
+    click.echo(f"[4/7] filtered QA: kept {summary['kept']} of {summary['in']} ({dropped})")
+    return summary
+
+
+def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
+    """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
+    from .synth.agent import AgentConfig
+    from .synth.commands import _backends, _run_synth_stage
+    from .synth.trajectories import SampleConfig, run
+
+    click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
+    small = model == "embedded"
+    agent = AgentConfig(max_calls=4, max_new_tokens=256, max_context_tokens=4096) if small else AgentConfig()
+    backends, opts = _backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **_SMALL)
+    out, cfg = run_dir / "sample", SampleConfig(rollouts=rollouts, agent=agent)
+    sources = [run_dir / "filter" / "records"]
+    return _run_synth_stage("sample", out, True, lambda p: run(sources, out, cfg, backends, opts, questions, p))
+
+
+def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:
+    from .filters.commands import funnel
+    from .filters.trajectory import FunnelConfig
+
+    click.echo(f"[6/7] funnel: validity, correctness (judge: {judge or 'exact match'}), quality; then the exports")
+    return funnel(run_dir, [run_dir / "sample" / "records"], None, FunnelConfig(), judge, api_base)
+
+
+def _demo_report(run_dir: Path) -> Path:
+    from .filters.report import gather
+    from .filters.report_html import render
+
+    out = run_dir / "report.html"
+    out.write_text(render(gather(run_dir)), encoding="utf-8")
+    click.echo(f"[7/7] report -> {out}")
+    return out
 
 
 def _register_stage_commands() -> None:
     """Stage command groups that live beside their stages."""
-    from .filters.commands import filter_cmd, funnel_cmd
+    from .filters.commands import export_cmd, filter_cmd, funnel_cmd
     from .synth.commands import index, sample, synth
+    from .training.push import push_cmd
 
     main.add_command(synth)
     main.add_command(index)
     main.add_command(sample)
     main.add_command(filter_cmd)
     main.add_command(funnel_cmd)
+    main.add_command(export_cmd)
+    main.add_command(push_cmd)
 
 
 _register_stage_commands()

@@ -189,9 +189,32 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
     if export:
         from .export import run as export_run
 
-        counts = export_run(out_dir, run_dir / "export")
-        click.echo(f"  exports -> {run_dir / 'export'}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+        _print_export(export_run(out_dir, run_dir / "export"), run_dir / "export")
     return summary
+
+
+def _print_export(counts: dict, out_dir: Path) -> None:
+    rows = ", ".join(f"{k} {counts[k]}" for k in ("sft", "webdancer", "rl"))
+    click.echo(f"  exports -> {out_dir}: {rows} rows (sft: TRL messages + tools; webdancer: chatml text; rl: pool)")
+
+
+@click.command("export", context_settings={"show_default": True})
+@click.argument("funnel_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def export_cmd(funnel_dir: Path, out_dir: Path) -> None:
+    """Write the training sets from a funnel's output (FUNNEL_DIR: records/ and rl_pool/), as `wdtk funnel` does.
+
+    OUT/sft: TRL conversational rows (messages with tool_calls and tool turns, plus tools) that SFTTrainer takes
+    as they are; OUT/webdancer: the same trajectories as chatml text; OUT/rl: question, answer, metadata.
+    """
+    from ..schemas import RecordError
+    from .export import run
+
+    try:
+        counts = run(funnel_dir, out_dir)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_export(counts, out_dir)
 
 
 def _print_funnel(summary: dict, out_dir: Path) -> None:

@@ -70,12 +70,36 @@ def iter_parquet(path: Path) -> Iterator[tuple[int, dict]]:
     row = 0
     try:
         with pq.ParquetFile(path) as pf:
+            json_columns = _json_columns(pf.schema_arrow)
             for batch in pf.iter_batches(batch_size=ROW_GROUP):
                 for record in batch.to_pylist():
                     row += 1
+                    for name, is_list in json_columns.items():  # Arrow JSON comes back as text: decode it
+                        value = record.get(name)
+                        if value is not None:
+                            record[name] = [_loads(v) for v in value] if is_list else _loads(value)
                     yield row, drop_nulls(record)
     except (pa.ArrowException, OSError) as e:
         raise RecordError(f"unreadable Parquet{_after('row', row)}: {e}", path=path) from e
+
+
+def _json_columns(schema: pa.Schema) -> dict[str, bool]:
+    """Columns of Arrow's JSON type (rows whose keys vary, as wdtk's exports write them): name -> is a list."""
+    out = {}
+    for f in schema:
+        if _is_json(f.type):
+            out[f.name] = False
+        elif (pa.types.is_list(f.type) or pa.types.is_large_list(f.type)) and _is_json(f.type.value_type):
+            out[f.name] = True
+    return out
+
+
+def _is_json(t: pa.DataType) -> bool:
+    return getattr(t, "extension_name", None) == "arrow.json"
+
+
+def _loads(text: str | None) -> object:
+    return None if text is None else orjson.loads(text)
 
 
 def _after(unit: str, n: int) -> str:

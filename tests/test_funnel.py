@@ -153,3 +153,17 @@ def test_kept_records_round_trip_the_schema(sampled):
     for t in read_records(sampled / "funnel" / "records"):
         validate(t, "trajectory")
     write_records([], sampled / "empty.jsonl")
+
+
+def test_funnel_writes_the_exports_and_wdtk_export_rewrites_them(sampled, tmp_path):
+    from wdtk.filters.export import rl_row, sft_row
+
+    result = CliRunner().invoke(main, ["funnel", "--dir", str(sampled), "-o", str(tmp_path / "funnel")])
+    assert result.exit_code == 0, result.output
+    kept = list(read_records(tmp_path / "funnel" / "records"))
+    pool = list(read_records(tmp_path / "funnel" / "rl_pool"))
+    assert list(read_records(sampled / "export" / "sft")) == [sft_row(t) for t in kept]
+    assert list(read_records(sampled / "export" / "rl")) == [rl_row(p) for p in pool]
+    again = CliRunner().invoke(main, ["export", str(tmp_path / "funnel"), "-o", str(tmp_path / "export")])
+    assert again.exit_code == 0 and f"sft {len(kept)}, webdancer {len(kept)}, rl {len(pool)}" in again.output
+    assert len(list(read_records(tmp_path / "export" / "webdancer"))) == len(kept)

@@ -1,0 +1,357 @@
+"""`wdtk push`: publish a run directory as one Hugging Face dataset repo, or write that repo's tree to disk.
+
+    wdtk push runs/demo --repo-id ORG/NAME [--private]   # token from HF_TOKEN or `hf auth login`
+    wdtk push runs/demo --local-dir out/demo-dataset     # no upload: the very tree an upload sends
+
+Configs qa, trajectories, sft and rl become data/<config>/train-*.parquet, beside a README.md card. A column is
+native Arrow when Arrow gives every value back exactly. Dicts whose keys vary by row (tool-call arguments, tool
+schemas, meta) would come back as one struct padded with null keys, and mixed types do not convert at all: such a
+column is Arrow JSON (a list of JSON for a list column), which `datasets` decodes to the very same objects.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from itertools import chain, islice
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..schemas import RecordError, read_records
+from ..schemas.formats import ROW_GROUP
+
+JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
+DEFAULT_CONFIG = "sft"  # the training set proper; without it, the first config present
+TAGS = ["web-agent", "synthetic", "tool-use", "wdtk"]
+TASK_CATEGORIES = ["question-answering", "text-generation"]
+MARKER = "<!-- written by wdtk push: every push rewrites this card and data/ -->"
+PROVENANCE = ("model", "prompt_version", "wdtk_version")
+_SECRET_FLAG = re.compile(r"^--?[\w-]*(api[-_]?key|token(?!s)|secret|passw(or)?d|credential|auth)[\w-]*$", re.I)
+_SECRET_ASSIGN = re.compile(r"^(\w*(?:token|key|secret|password)\w*=).+", re.I)  # HF_TOKEN=..., --set API_KEY=...
+_SECRET_TEXT = re.compile(r"\b(?:hf|sk|ghp|gho|github_pat|xox[abp])[-_][\w-]{8,}|(?<=://)[^/@\s]+(?=@)")
+NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login` (or give only --local-dir to write the tree)"
+
+
+def _sources(run: Path) -> dict[str, tuple[list[Path], str | None, str]]:
+    """config -> (source paths, record kind to validate or None for generic rows, source as the card names it)."""
+    qa, qa_source = [run / "filter" / "records"], "filter/records"
+    if not qa[0].exists():
+        qa, qa_source = sorted(run.glob("synth/*/records")), "synth/*/records, UNFILTERED (no filter was run)"
+    return {
+        "qa": (qa, "qa", qa_source),
+        "trajectories": ([run / "funnel" / "records"], "trajectory", "funnel/records (kept trajectories)"),
+        "sft": ([run / "export" / "sft"], None, "export/sft (TRL conversational)"),
+        "rl": ([run / "export" / "rl"], None, "export/rl (RL pool)"),
+    }
+
+
+def _chunks(paths: list[Path], kind: str | None, size: int) -> Iterator[list[dict]]:
+    rows = chain.from_iterable(read_records(p, kind) for p in paths if p.exists())
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def _exact_type(values: list) -> pa.DataType | None:
+    """The Arrow type that gives every value back exactly (as JSON: 1 and 1.0 differ), or None if none does."""
+    try:
+        array = pa.array(values)
+    except (pa.ArrowException, OverflowError, TypeError, ValueError):
+        return None
+    same = json.dumps(array.to_pylist(), sort_keys=True) == json.dumps(values, sort_keys=True)
+    return array.type if same and not _empty_struct(array.type) else None
+
+
+def _empty_struct(t: pa.DataType) -> bool:
+    """Parquet cannot store a struct without fields (a `{}` value)."""
+    if pa.types.is_struct(t):
+        return t.num_fields == 0 or any(_empty_struct(f.type) for f in t)
+    return pa.types.is_list(t) and _empty_struct(t.value_type)
+
+
+def _plan(chunks: Iterable[list[dict]], prov: dict[str, set]) -> tuple[int, pa.Schema]:
+    """Pass 1: count the rows, note their provenance, and choose each column's type: native if exact, else JSON."""
+    types: dict[str, set] = {}  # column -> the native types its chunks need (None: no exact one)
+    lists, rows = {}, 0
+    for chunk in chunks:
+        rows += len(chunk)
+        for row in chunk:
+            for meta in (m for m in (row.get("meta"), row.get("metadata")) if isinstance(m, dict)):
+                prov.update({k: prov[k] | {meta[k]} for k in PROVENANCE if isinstance(meta.get(k), str)})
+        for key in dict.fromkeys(k for row in chunk for k in row):
+            values = [row.get(key) for row in chunk]
+            t = _exact_type(values)
+            types.setdefault(key, set()).update([] if t is not None and pa.types.is_null(t) else [t])
+            lists[key] = lists.get(key, True) and all(isinstance(v, list) for v in values if v is not None)
+    fields = []
+    for key, needed in types.items():  # two types: the chunks differ in keys or element types; a union pads nulls
+        native = None if None in needed or len(needed) > 1 else next(iter(needed), pa.null())
+        fields.append(pa.field(key, native or (JSON_LIST if lists[key] else JSON)))
+    return rows, pa.schema(fields)
+
+
+def _table(chunk: list[dict], schema: pa.Schema) -> pa.Table:
+    dumps = lambda v: None if v is None else json.dumps(v, ensure_ascii=False, separators=(",", ":"))  # noqa: E731
+    columns = []
+    for field in schema:
+        values = [row.get(field.name) for row in chunk]
+        if field.type == JSON:
+            columns.append(pa.array(map(dumps, values), pa.string()).cast(JSON))
+        elif field.type == JSON_LIST:
+            encoded = [None if v is None else list(map(dumps, v)) for v in values]
+            columns.append(pa.array(encoded, pa.list_(pa.string())).cast(JSON_LIST))
+        else:
+            columns.append(pa.array(values, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _prepare(out: Path) -> None:
+    """Make `out` ready for a new tree: an earlier push tree is replaced, anything else is never touched."""
+    if out.is_dir() and any(out.iterdir()):
+        card = out / "README.md"
+        if not (card.is_file() and MARKER in card.read_text(encoding="utf-8", errors="replace")):
+            raise FileExistsError(f"{out} is not empty and holds no earlier `wdtk push` tree; choose a new directory")
+        shutil.rmtree(out / "data", ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def build_repo(
+    run_dir: str | Path, out_dir: str | Path, *, repo_id: str | None = None, shard_size: int = 10_000,
+    license: str = "unknown",
+) -> dict:  # fmt: skip
+    """Write the dataset repo tree for `run_dir` into `out_dir`: data/<config>/train-*.parquet and README.md.
+
+    Returns {"configs": {name: {"rows", "files", "json_columns", "source"}}, "warnings": [...]}: a config whose source
+    is missing or empty is left out with a warning. Raises FileNotFoundError when no config has rows, FileExistsError
+    when `out_dir` holds other files, RecordError (file and line) on a bad record.
+    """
+    run, out = Path(run_dir), Path(out_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    _prepare(out)
+    prov: dict[str, set] = {key: set() for key in PROVENANCE}
+    configs, warnings = {}, []
+    for name, (paths, kind, source) in _sources(run).items():
+        rows, schema = _plan(_chunks(paths, kind, shard_size), prov)
+        if not rows:
+            warnings.append(f"{name}: left out, no records in {source.split(' ')[0]}")
+            continue
+        if "UNFILTERED" in source:
+            warnings.append(f"qa: {run / 'filter'} does not exist, so qa holds the unfiltered synth records")
+        (out / "data" / name).mkdir(parents=True)
+        shards = -(-rows // shard_size)
+        for i, chunk in enumerate(_chunks(paths, None, shard_size)):  # pass 2: the same chunks, already validated
+            path = out / "data" / name / f"train-{i:05d}-of-{shards:05d}.parquet"
+            pq.write_table(_table(chunk, schema), path, compression="zstd", row_group_size=ROW_GROUP)
+        json_columns = [f.name for f in schema if f.type in (JSON, JSON_LIST)]
+        configs[name] = {"rows": rows, "files": shards, "json_columns": json_columns, "source": source}
+    if not configs:
+        raise FileNotFoundError(f"nothing to push from {run}: " + "; ".join(warnings))
+    (out / "README.md").write_text(render_card(run, configs, prov, repo_id=repo_id, license=license), encoding="utf-8")
+    return {"configs": configs, "warnings": warnings}
+
+
+CARD = """---
+{header}---
+{marker}
+
+# {name}
+
+Training data for web-search agents, made with wdtk {version} from the run `{run}`.
+
+| config | rows | files | source | JSON columns |
+|---|---|---|---|---|
+{configs}
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{repo_id}", "{default}", split="train")
+```
+
+JSON columns hold values whose keys or types vary from row to row (tool-call arguments, tool schemas, meta): Arrow
+JSON, which `datasets` >= 4 returns as the original objects and other Parquet readers as JSON text (`json.loads` it).
+`datasets` reads their numbers with pandas' fast parser, which can change a float's last digit (0.7 may come back as
+0.7000000000000001); `json.loads` on the text is exact. A field a record lacks is null in its column.
+
+## Funnel
+
+| stage | in | kept | dropped |
+|---|---|---|---|
+{stages}
+{totals}
+## Provenance
+
+- Models: {model}
+- Judge: {judge}
+- Prompt versions: {prompt_version}
+- wdtk versions of the records: {wdtk_version}; pushed with wdtk {version}
+- Commands that made it: {commands}
+"""
+
+
+def render_card(run: Path, configs: dict, prov: dict, *, repo_id: str | None, license: str = "unknown") -> str:
+    """The dataset card: YAML metadata with the `configs:` block, then counts, funnel figures and provenance."""
+    import yaml
+
+    default = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else next(iter(configs))
+    name = repo_id.split("/")[-1] if repo_id else run.resolve().name
+    entries = [{"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}/train-*"}]} for c in configs]
+    header = {"license": license, "pretty_name": name, "tags": TAGS, "task_categories": TASK_CATEGORIES}
+    header["configs"] = [e | {"default": True} if e["config_name"] == default else e for e in entries]
+    cells = [(n, c["rows"], c["files"], c["source"], ", ".join(c["json_columns"]) or "-") for n, c in configs.items()]
+    funnel = _load_json(run / "funnel" / "summary.json")
+    totals = (
+        "\n{trajectories} trajectories for {questions} questions: {kept} kept, answering {questions_kept} questions; "
+    )
+    totals = totals.format_map(
+        {k: funnel.get(k, "?") for k in ("trajectories", "questions", "kept", "questions_kept")}
+    )
+    totals += (
+        f"{funnel.get('rl_pool', '?')} questions with no kept trajectory went to the RL pool.\n" if funnel else ""
+    )
+    listing = {k: ", ".join(f"`{v}`" for v in sorted(values)) or "not recorded" for k, values in prov.items()}
+    commands = "".join(f"\n  - {c}" for c in _commands(run)) or "not recorded (no commands.jsonl)"
+    return CARD.format(
+        header=yaml.safe_dump(header, sort_keys=False), marker=MARKER, name=name, version=__version__, default=default,
+        run=run.resolve().name, configs="\n".join("| " + " | ".join(map(str, row)) + " |" for row in cells),
+        repo_id=repo_id or "ORG/NAME", stages="\n".join(_stage_rows(run, funnel)), totals=totals if funnel else "",
+        judge=_judge(funnel), commands=commands, **listing,
+    )  # fmt: skip
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"invalid JSON summary: {e}", path=path) from None
+
+
+def _stage_rows(run: Path, funnel: dict) -> list[str]:
+    """One table row per stage summary: synthesis stages, filter, sampling, then the funnel's three stages."""
+    paths = [*sorted(run.glob("synth/*/summary.json")), run / "filter/summary.json", run / "sample/summary.json"]
+    stages = [(p.parent.relative_to(run).as_posix(), s) for p in paths if (s := _load_json(p))]
+    rows = []
+    for name, s in stages + [(f"funnel/{s.get('name')}", s) for s in funnel.get("stages", [])]:
+        reasons = ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or s.get("rejected") or {}).items()) or "-"
+        rows.append(f"| {name} | {s.get('in', s.get('items', '?'))} | {s.get('kept', '?')} | {reasons} |")
+    return rows or ["| (no stage summaries) | | | |"]
+
+
+def _judge(funnel: dict) -> str:
+    judge, agree = funnel.get("judge") or {}, funnel.get("judge_agreement") or {}
+    if judge.get("method") != "llm":
+        return {"exact": "exact match against the gold answer"}.get(judge.get("method"), "not recorded")
+    text = f"LLM judge `{judge.get('model')}`, prompt version `{judge.get('prompt_version')}`"
+    return text + (f"; agrees with exact match on {agree['agree_with_exact']} of {agree['judged']}" if agree else "")
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    """`argv` with secrets replaced: values of --api-key/--token-like options, NAME_TOKEN=..., token-like strings."""
+    out, hide_next = [], False
+    for arg in argv:
+        flag, eq, _ = arg.partition("=")
+        if hide_next or (eq and _SECRET_FLAG.match(flag)):
+            arg, hide_next = "REDACTED" if hide_next else f"{flag}=REDACTED", False
+        elif _SECRET_FLAG.match(arg):
+            hide_next = True
+        out.append(_SECRET_TEXT.sub("REDACTED", _SECRET_ASSIGN.sub(r"\1REDACTED", arg)))
+    return out
+
+
+def _commands(run: Path) -> list[str]:
+    path, lines = run / "commands.jsonl", []
+    for c in read_records(path) if path.is_file() else []:
+        argv = redact_argv([str(a) for a in c.get("argv", [])])
+        argv = argv[1:] if argv and Path(argv[0]).name == "wdtk" else argv  # not the executable's local path
+        lines.append(f"`wdtk {shlex.join(argv)}` ({c.get('started', '?')}, wdtk {c.get('wdtk_version', '?')})")
+    return lines
+
+
+def push(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False, *,
+         local_dir: str | Path | None = None, shard_size: int = 10_000, license: str = "unknown",
+         revision: str | None = None, commit_message: str | None = None) -> dict:  # fmt: skip
+    """Build the repo tree (in `local_dir`, else a temp dir) and upload it to the dataset repo `repo_id` in one commit.
+
+    `token` None means huggingface_hub's own lookup (HF_TOKEN, then the `hf auth login` cache); it is checked before
+    anything is built and written nowhere. `private` makes the repo private, an existing public one too. The commit
+    replaces the repo's data/ and README.md. Returns build_repo's summary plus "commit_url".
+    """
+    from huggingface_hub import HfApi, get_token
+    from huggingface_hub.utils import validate_repo_id
+
+    validate_repo_id(repo_id)
+    if not (token := token or get_token()):
+        raise PermissionError(NO_TOKEN)
+    with tempfile.TemporaryDirectory(prefix="wdtk-push-") as tmp:
+        tree = Path(local_dir or tmp)
+        summary = build_repo(run_dir, tree, repo_id=repo_id, shard_size=shard_size, license=license)
+        if token in (tree / "README.md").read_text(encoding="utf-8"):  # the card goes public: one last check
+            raise PermissionError("the dataset card would contain the Hugging Face token; nothing was uploaded")
+        api = HfApi(token=token)
+        api.create_repo(repo_id, repo_type="dataset", private=True if private else None, exist_ok=True)
+        if private:  # create_repo leaves an existing repo's visibility alone
+            api.update_repo_settings(repo_id, private=True, repo_type="dataset")
+        if revision:
+            api.create_branch(repo_id, branch=revision, repo_type="dataset", exist_ok=True)
+        message = commit_message or f"wdtk push {Path(run_dir).resolve().name} (wdtk {__version__})"
+        info = api.upload_folder(
+            repo_id=repo_id, folder_path=tree, repo_type="dataset", revision=revision, commit_message=message,
+            allow_patterns=["README.md", "data/**"],
+            delete_patterns=["data/**"],  # shards of an earlier, larger push must not linger under the globs
+        )  # fmt: skip
+    return summary | {"commit_url": getattr(info, "commit_url", None)}
+
+
+@click.command("push", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--repo-id", metavar="ORG/NAME", help="Dataset repo on the Hub to create if needed and upload to.")
+@click.option(
+    "--local-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the repo tree here (the very files uploaded); without --repo-id, only write it.",
+)
+@click.option("--private", is_flag=True, help="Make the repo private (an existing public one too) before uploading.")
+@click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Rows per Parquet file.")
+@click.option("--license", default="unknown", help="License id for the card, e.g. cc-by-4.0.")
+@click.option("--revision", default=None, help="Branch to commit to, created if missing (default: main).")
+@click.option("--commit-message", default=None, help="Commit message (default: names the run and wdtk version).")
+def push_cmd(run_dir, repo_id, local_dir, private, revision, commit_message, **card) -> None:
+    """Publish RUN_DIR as one Hugging Face dataset repo: configs qa, trajectories, sft, rl as Parquet, and a card.
+
+    The token comes from HF_TOKEN or `hf auth login`, never from the command line (shell history), and is written
+    nowhere. --local-dir alone writes the same tree to disk and uploads nothing; `datasets.load_dataset(DIR, CONFIG)`
+    reads it. Configs with no records are left out with a warning.
+    """
+    if not repo_id and not local_dir:
+        raise click.UsageError("give --repo-id to upload, --local-dir to write the tree to disk, or both")
+    try:
+        from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+    except ImportError:
+        raise click.ClickException("wdtk push needs huggingface_hub: pip install 'wdtk[train]'") from None
+    try:
+        if repo_id:
+            summary = push(run_dir, repo_id, None, private, local_dir=local_dir, revision=revision,
+                           commit_message=commit_message, **card)  # fmt: skip
+        else:
+            summary = build_repo(run_dir, local_dir, **card)
+    except (RecordError, OSError, HFValidationError) as e:  # OSError: FileNotFound, FileExists, Permission
+        raise click.ClickException(str(e)) from None
+    except HfHubHTTPError as e:
+        raise click.ClickException(f"the Hub refused the push to {repo_id}: {e}") from None
+    for warning in summary["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+    for name, c in summary["configs"].items():
+        json_columns = f"; JSON columns: {', '.join(c['json_columns'])}" if c["json_columns"] else ""
+        click.echo(f"  {name}: {c['rows']} rows in {c['files']} Parquet file(s){json_columns}")
+    if local_dir:
+        click.echo(f"wrote the repo tree to {local_dir}")
+    if repo_id:
+        click.echo(f"pushed to https://huggingface.co/datasets/{repo_id} ({summary['commit_url'] or 'committed'})")
