@@ -369,7 +369,9 @@ def _demo_report(run_dir: Path) -> Path:
 def _register_stage_commands() -> None:
     """Stage command groups that live beside their stages."""
     from .filters.commands import export_cmd, filter_cmd, funnel_cmd
+    from .filters.report import report_cmd
     from .synth.commands import index, sample, synth
+    from .training.evaluate import eval_cmd
     from .training.push import push_cmd
 
     main.add_command(synth)
@@ -379,6 +381,8 @@ def _register_stage_commands() -> None:
     main.add_command(funnel_cmd)
     main.add_command(export_cmd)
     main.add_command(push_cmd)
+    main.add_command(eval_cmd)
+    main.add_command(report_cmd)
 
 
 _register_stage_commands()

@@ -185,6 +185,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
         "judge": judge.describe(),
         "judge_agreement": {"judged": agreement["judged"], "agree_with_exact": agreement["agree_with_exact"]},
         "seconds": round(time.monotonic() - started, 2),
+        "usage": judge.client.usage.summary() if judge.client is not None else {},
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     if judge.client is not None:

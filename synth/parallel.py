@@ -180,11 +180,19 @@ def plan(stage: Stage, items: Iterable[dict], out_dir: Path, size: int) -> list[
     """Fixed partitions of the input, checked against an earlier run's manifest so a resume is safe."""
     parts = list(batched(items, size))
     digest = hashlib.sha256("\n".join(str(i.get("id")) for p in parts for i in p).encode()).hexdigest()[:16]
-    manifest = {"stage": stage.name, "partitions": len(parts), "partition_size": size, "input": digest}
+    # what was asked of the stage too: resuming with another model or other options would mix two runs' records
+    asked = hashlib.sha256(repr((stage.config, stage.backends.model, stage.backends.search)).encode()).hexdigest()
+    manifest = {
+        "stage": stage.name,
+        "partitions": len(parts),
+        "partition_size": size,
+        "input": digest,
+        "config": asked[:16],
+    }
     path = out_dir / "manifest.json"
     if path.exists() and json.loads(path.read_text()) != manifest:
         raise StageInputChanged(
-            f"{out_dir} holds a {stage.name} run over other input or partitioning; "
+            f"{out_dir} holds a {stage.name} run over other input, partitioning, model or options; "
             "use a new output directory or --restart"
         )
     _write_atomic(path, json.dumps(manifest))

@@ -43,12 +43,19 @@ def current_argv() -> list[str]:
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return ["wdtk", *sys.argv[1:]]
-    argv = ctx.command_path.split()
-    argv[0] = "wdtk"
-    for name, value in ctx.params.items():
-        for v in value if isinstance(value, tuple | list) else [value]:
-            if v is not None and v is not False:
-                argv.append(f"--{name.replace('_', '-')}" + ("" if v is True else f"={v}"))
+    names, c = [], ctx
+    while c.parent is not None:  # the root's name is however wdtk was started ("python -m wdtk.cli", a path...)
+        names.append(c.info_name)
+        c = c.parent
+    argv = ["wdtk", *reversed(names)]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        values = value if isinstance(value, tuple | list) else [value]
+        flag = max(param.opts, key=len) if isinstance(param, click.Option) else None
+        for v in values:
+            if v is None or v is False:
+                continue
+            argv.append(str(v) if flag is None else flag if v is True else f"{flag}={v}")
     return argv
 
 

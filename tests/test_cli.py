@@ -98,3 +98,45 @@ def test_demo_crawls_offline_end_to_end(tmp_path):
     summary = json.loads((run_dir / "demo_summary.json").read_text())
     assert summary["site"]["pages"] == 80 and summary["crawl"]["pages"] == 30
     assert len(list(read_records(run_dir / "crawl" / "pages", kind="page"))) == 30
+
+
+def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
+    """The whole main job against a scripted LLM server: synthesis answers from the site's truth, the agent
+    searches, visits and answers, the judge compares; so records flow all the way to the exports and the report."""
+    from servers.agent_model import AgentModel
+    from servers.truth_model import TruthModel
+
+    from wdtk.crawler.sitegen import build_site, load_truth
+    from wdtk.crawler.sitegen.seeds import simple_seeds
+
+    twin = tmp_path / "twin"  # the demo builds this same site (same size and seed): read its truth beforehand
+    build_site(twin, 80, seed=3)
+    truth = load_truth(twin)
+    names = {e["id"]: e["name"] for e in truth["entities"]}
+    answers = {s["problem"]: s["answer"] for s in simple_seeds(twin, 3)}
+    for f in truth["facts"]:
+        if f["object_type"] == "entity":
+            answers[f"Regarding {names[f['subject']]}: what is its {f['relation']}?"] = f["object_text"]
+    agent, synth = AgentModel(answers), TruthModel(truth)
+    openai_server.responder = lambda body: r if (r := agent(body)) != "I do not understand" else synth(body)
+    run_dir = tmp_path / "demo"
+    args = ["demo", "--dir", str(run_dir), "--pages", "80", "--seed", "3", "--max-pages", "60", "--groups", "4",
+            "--rewrites", "1", "--questions", "5", "--model", "openai:scripted", "--api-base", openai_server.base_url]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "wdtk.cli", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for step in range(1, 8):
+        assert f"[{step}/7]" in proc.stdout
+    summary = json.loads((run_dir / "demo_summary.json").read_text())
+    assert summary["filter"]["kept"] >= 3
+    assert summary["sample"]["kept"] == 3 * min(5, summary["filter"]["kept"])
+    funnel = summary["funnel"]
+    assert funnel["kept"] >= 3 and funnel["judge"]["method"] == "llm"
+    sft = list(read_records(run_dir / "export" / "sft"))
+    assert len(sft) == funnel["kept"] and all(row["tools"] for row in sft)
+    assert len(list(read_records(run_dir / "export" / "rl"))) == funnel["rl_pool"]
+    html = (run_dir / "report.html").read_text()
+    assert "Funnel" in html and "Judge vs exact match" in html and "<script" not in html
+    logged = [json.loads(line) for line in (run_dir / "commands.jsonl").read_text().splitlines()]
+    assert logged[0]["argv"][:2] == ["wdtk", "demo"]

@@ -16,7 +16,7 @@ from wdtk.synth import react
 from wdtk.synth.agent import Agent, AgentConfig
 from wdtk.synth.client import LLMClient
 from wdtk.synth.llm import make_llm
-from wdtk.synth.parallel import Backends, RunOptions
+from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
 from wdtk.synth.tools import Visitor
 from wdtk.synth.trajectories import SampleConfig, run
 
@@ -203,6 +203,8 @@ def test_a_rerun_repeats_no_finished_rollout(openai_server, qa_run, qa_seeds, tm
     assert again["resumed_partitions"] == 1 and again["kept"] == first["kept"] == 2 * len(qa_seeds)
     ids = [r["id"] for r in read_records(tmp_path / "s" / "records")]
     assert len(ids) == len(set(ids)) == 2 * len(qa_seeds)
+    with pytest.raises(StageInputChanged, match="options"):  # resuming with other options would mix two runs
+        run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=3), backends, opts)
 
 
 def test_wdtk_sample_says_what_is_missing(tmp_path):

@@ -83,9 +83,11 @@ class AgentModel:
     # --- the visit tool's extraction, and the judge ------------------------------------------------
 
     def extract(self, prompt: str) -> str:
+        goal = re.search(r"goal:\n(.*)\n", prompt).group(1).strip()
+        answers = [self.answers[goal]] if goal in self.answers else self.answers.values()
         page = prompt.split("<page url=", 1)[1]
         sentences = re.split(r"(?<=[.!?])\s+", page)
-        hits = [s for s in sentences if any(a.lower() in s.lower() for a in self.answers.values())]
+        hits = [s for s in sentences if any(a.lower() in s.lower() for a in answers)]
         evidence = hits[0].strip() if hits else "The page says nothing about the goal."
         return json.dumps({"rational": "the sentence names it", "evidence": evidence, "summary": evidence})
 

@@ -1,0 +1,437 @@
+"""Evaluation (`wdtk eval`): k ReAct rollouts per benchmark question, each judged, then Pass@1, Pass@k and Cons@k.
+
+    wdtk eval gaia_val.jsonl -o runs/eval --k 3 --search bm25:runs/demo/index --model openai:my-sft \\
+        --api-base http://127.0.0.1:8000/v1 --judge gpt-4o-mini
+
+Benchmark rows (JSONL(.gz), Parquet or CSV), layout detected per row, with the breakdown each gives:
+  GAIA         Question, Final answer, Level, task_id, file_name: by level. Tasks with an attached file are skipped
+               and counted (the agent searches and visits; it reads no files), as are hidden answers ("?").
+  WebWalkerQA  question, answer, root_url, info{type, difficulty_level} (or its README's Question/Answer/Root_Url/
+               Info{Hop, Difficulty_Level}): by type and difficulty.
+  BrowseComp   problem, answer, problem_topic, canary: by topic; rows with a canary are decrypted as in
+               openai/simple-evals (base64, XOR with SHA-256 of the canary, repeated).
+  plain        question/answer (any seed row `wdtk sample` reads): by level, type, topic or difficulty if present.
+
+Metrics (pure functions over each question's judged rollouts, see `outcome`):
+  Pass@1  mean correctness of a question's rollouts, then mean over questions; Pass@k  one of its k is correct;
+  Cons@k  the majority answer is correct: answers vote normalised, rollouts without one do not vote, a tie goes to
+          the answer given first (lowest rollout index), and its correctness is its first rollout's judgement;
+  invalid_action_rate  rollouts whose validity reason (filters.trajectory.validity_reason) is format_error (a turn
+          the agent could not parse: broken format, unknown tool, bad arguments), unknown_tool, bad_arguments or
+          malformed_turn; budget exhaustion (call_budget_exceeded, token_limit, time_limit) is budget_exhausted_rate;
+  actions_per_rollout  mean tool calls per rollout. Rates and actions pool all rollouts.
+Correctness is the judge's verdict on the final answer alone, valid rollout or not. Rollouts lost to LLM errors
+are counted in overall.rollouts_missing; a question left with none scores 0.
+
+OUT: questions.jsonl (qa records), rollouts/ (the resumable sampling stage), judgements/, results.json
+({"overall", "breakdown": {dimension: {value: metrics}}, "benchmark", "config"}) and results.md (a table).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import csv
+import hashlib
+import json
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..filters.judge import Judge, JudgeConfig, judge_many
+from ..filters.trajectory import validity_reason
+from ..schemas import RecordError, ShardWriter, read_records, record_id, write_records
+from ..schemas.formats import iter_jsonl, iter_parquet
+from ..synth.agent import AgentConfig
+from ..synth.commands import _backends, _llm_options, _run_synth_stage
+from ..synth.e2hqa import ANSWER_KEYS, QUESTION_KEYS
+from ..synth.parallel import Backends, batched
+from ..synth.text import is_number, normalize
+
+INVALID_ACTION = frozenset({"format_error", "unknown_tool", "bad_arguments", "malformed_turn"})
+BUDGET = frozenset({"call_budget_exceeded", "token_limit", "time_limit"})
+LAYOUTS = {  # layout -> (name, question keys, answer keys); keys match case-insensitively
+    "gaia": ("GAIA", ("Question",), ("Final answer",)),
+    "webwalkerqa": ("WebWalkerQA", ("question",), ("answer",)),
+    "browsecomp": ("BrowseComp", ("problem",), ("answer",)),
+    "plain": ("QA", QUESTION_KEYS, ANSWER_KEYS),
+}
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Rollouts per question, the agent's budgets, and how many questions to take."""
+
+    k: int = 3
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    """One benchmark question: its qa record, layout, breakdown keys, and why it is skipped (None: it is not)."""
+
+    qa: dict
+    layout: str
+    groups: dict[str, str]
+    skip: str | None = None
+
+
+# --- benchmark rows ------------------------------------------------------------------------------------------------
+
+
+def decrypt(ciphertext_b64: str, password: str) -> str:
+    """BrowseComp's cipher: base64 of the UTF-8 text XOR-ed with SHA-256(password) repeated to its length."""
+    data = base64.b64decode(ciphertext_b64, validate=True)
+    key = hashlib.sha256(password.encode()).digest()
+    return bytes(b ^ key[i % len(key)] for i, b in enumerate(data)).decode()
+
+
+def detect_layout(row: dict) -> str:
+    """gaia, webwalkerqa, browsecomp or plain, from the row's field names."""
+    keys = {k.lower() for k in row}
+    if keys & {"task_id", "final answer"}:
+        return "gaia"
+    if keys & {"root_url", "info"}:
+        return "webwalkerqa"
+    if keys & {"canary", "problem_topic"} or {"problem", "topic"} <= keys:
+        return "browsecomp"
+    return "plain"
+
+
+def parse_row(row: dict, path: Path | str | None = None, line: int | None = None) -> Question:
+    """The question in one benchmark row; a RecordError naming file, line and missing field when it has none."""
+    layout = detect_layout(row)
+    name, *keys = LAYOUTS[layout]
+    low = {k.lower(): v for k, v in row.items()}
+    question, answer = (_first(low, wanted) for wanted in keys)
+    if not (question and answer):
+        wanted = " or ".join(map(repr, keys[0] if not question else keys[1]))
+        raise RecordError(f"{name} row has no {wanted} (its fields: {', '.join(row) or 'none'})", path=path, line=line)
+    if layout == "browsecomp" and low.get("canary"):
+        try:
+            question, answer = decrypt(question, low["canary"]).strip(), decrypt(answer, low["canary"]).strip()
+        except (binascii.Error, UnicodeDecodeError) as e:
+            raise RecordError(f"BrowseComp row cannot be decrypted with its canary: {e}", path=path, line=line) from e
+    qa = {
+        "id": record_id("qa", question, answer),
+        "question": question,
+        "answer": answer,
+        "type": layout.upper(),
+        "source": "benchmark",
+        "evidence_urls": [],
+        "meta": {"wdtk_version": __version__},
+    }
+    skip = None
+    if layout == "gaia" and str(low.get("file_name") or "").strip():
+        skip = "gaia_attachment"  # out of scope: the agent searches and visits, it reads no files
+    elif layout == "gaia" and answer == "?":
+        skip = "hidden_answer"  # GAIA's test split
+    return Question(qa, layout, _groups(layout, low), skip)
+
+
+def _first(low: dict, keys: tuple[str, ...]) -> str:
+    """The first non-blank value of `keys` in a row with lower-cased field names, stripped; "" if none."""
+    values = (low.get(k) for k in map(str.lower, keys))
+    return next((str(v).strip() for v in values if v is not None and str(v).strip()), "")  # an answer may be 0
+
+
+def _groups(layout: str, low: dict) -> dict[str, str]:
+    """Breakdown keys: level (GAIA), type and difficulty (WebWalkerQA), topic (BrowseComp), any of them (plain)."""
+    if layout == "gaia":
+        values = {"level": low.get("level")}
+    elif layout == "webwalkerqa":
+        info = low.get("info") or {}
+        info = {k.lower(): v for k, v in (json.loads(info) if isinstance(info, str) else info).items()}
+        values = {"type": info.get("type") or info.get("hop"), "difficulty": info.get("difficulty_level")}
+        values = {k: str(v).lower().replace("-", "_") for k, v in values.items() if v}  # multi-source: multi_source
+    elif layout == "browsecomp":
+        values = {"topic": low.get("problem_topic") or low.get("topic")}
+    else:
+        values = {k: low.get(k) for k in ("level", "type", "topic", "difficulty")}
+    return {k: str(v).strip() for k, v in values.items() if isinstance(v, str | int | float) and str(v).strip()}
+
+
+def _rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line or row number, row) of a JSONL(.gz), Parquet or CSV file."""
+    if path.name.lower().endswith(".csv"):
+        with path.open(newline="", encoding="utf-8-sig") as f:  # spreadsheets write a BOM
+            reader = csv.DictReader(f)
+            yield from ((reader.line_num, row) for row in reader)
+        return
+    if path.name.lower().endswith(".parquet"):
+        yield from iter_parquet(path)
+        return
+    for line, raw in iter_jsonl(path):
+        try:
+            row = json.loads(raw)
+        except ValueError as e:
+            raise RecordError(f"invalid JSON: {e}", path=path, line=line) from None
+        if not isinstance(row, dict):
+            raise RecordError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line)
+        yield line, row
+
+
+def load_benchmark(path: Path, limit: int | None = None) -> tuple[list[Question], Counter]:
+    """The benchmark's questions (first occurrence of each, at most `limit`) and the rows skipped, by reason."""
+    questions, skipped, seen = [], Counter(), set()
+    for line, row in _rows(Path(path)):
+        if limit is not None and len(questions) >= limit:
+            break
+        q = parse_row(row, path, line)
+        if reason := q.skip or ("duplicate" if q.qa["id"] in seen else None):
+            skipped[reason] += 1
+        else:
+            seen.add(q.qa["id"])
+            questions.append(q)
+    if not questions:
+        raise RecordError(f"no questions to evaluate (skipped: {dict(skipped) or 'none'})", path=path)
+    return questions, skipped
+
+
+# --- metrics -------------------------------------------------------------------------------------------------------
+
+
+def outcome(trajectory: dict, judgement: dict) -> dict:
+    """What the metrics need of one judged rollout."""
+    return {
+        "rollout": trajectory["rollout"],
+        "prediction": trajectory.get("prediction"),
+        "correct": judgement["correct"],
+        "validity": validity_reason(trajectory) or "valid",
+        "actions": trajectory["stats"].get("actions", 0),
+    }
+
+
+def answer_key(prediction: str | None) -> str | float | None:
+    """What an answer votes as: a number by value, other text normalised; None for no answer."""
+    text = (prediction or "").strip()
+    if is_number(text):
+        return float(text.replace(",", ""))
+    return normalize(text) or text.casefold() or None  # text of no letter normalize keeps: compared case-folded
+
+
+def pass_at_1(rollouts: list[dict]) -> float:
+    """Mean correctness of one question's rollouts (0 without rollouts)."""
+    return sum(r["correct"] for r in rollouts) / len(rollouts) if rollouts else 0.0
+
+
+def pass_at_k(rollouts: list[dict]) -> float:
+    """1 when at least one rollout of the question is correct."""
+    return float(any(r["correct"] for r in rollouts))
+
+
+def majority(rollouts: list[dict]) -> dict | None:
+    """The first rollout of the most frequent answer, a tie going to the answer given first; None: no answers."""
+    votes: dict = {}
+    for r in sorted(rollouts, key=lambda r: r["rollout"]):
+        if (key := answer_key(r["prediction"])) is not None:
+            votes.setdefault(key, []).append(r)
+    return max(votes.values(), key=len)[0] if votes else None  # max keeps the first of equals: the earliest answer
+
+
+def cons_at_k(rollouts: list[dict]) -> float:
+    """1 when the question's majority answer is correct."""
+    best = majority(rollouts)
+    return float(best is not None and best["correct"])
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values) if values else 0.0
+
+
+def summarize(questions: list[list[dict]]) -> dict:
+    """The metrics over questions, each a list of rollout outcomes."""
+    rollouts = [r for q in questions for r in q]
+    return {
+        "questions": len(questions),
+        "rollouts": len(rollouts),
+        "pass@1": _mean(pass_at_1(q) for q in questions),
+        "pass@k": _mean(pass_at_k(q) for q in questions),
+        "cons@k": _mean(cons_at_k(q) for q in questions),
+        "invalid_action_rate": _mean(r["validity"] in INVALID_ACTION for r in rollouts),
+        "budget_exhausted_rate": _mean(r["validity"] in BUDGET for r in rollouts),
+        "actions_per_rollout": _mean(r["actions"] for r in rollouts),
+        "validity": dict(Counter(r["validity"] for r in rollouts).most_common()),
+    }
+
+
+def breakdown(questions: list[tuple[dict[str, str], list[dict]]]) -> dict:
+    """{dimension: {value: metrics}} over (groups, rollout outcomes) pairs."""
+    dims: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for groups, rollouts in questions:
+        for dim, value in groups.items():
+            dims[dim][value].append(rollouts)
+    return {d: {v: summarize(qs) for v, qs in sorted(values.items())} for d, values in sorted(dims.items())}
+
+
+def markdown(results: dict) -> str:
+    """results.json as a markdown table: all questions, then one row per breakdown value."""
+    cfg, k = results["config"], results["config"]["k"]
+    head = ["Subset", "Questions", "Pass@1", f"Pass@{k}", f"Cons@{k}", "Invalid actions", "Budget hit", "Actions"]
+    rows = [("all", results["overall"])]
+    rows += [(f"{d}={v}", m) for d, values in results["breakdown"].items() for v, m in values.items()]
+    judge = cfg["judge"].get("model", "exact match / F1")
+    lines = [f"## {Path(results['benchmark']['path']).name}: {cfg['model']}, k={k}, judge: {judge}", ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, m in rows:
+        rates = (m[key] for key in ("pass@1", "pass@k", "cons@k", "invalid_action_rate", "budget_exhausted_rate"))
+        cells = [name, str(m["questions"]), *(f"{100 * x:.1f}" for x in rates), f"{m['actions_per_rollout']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Rates in %. Budget hit: call, token or time budget exhausted. Actions: tool calls per rollout."]
+    if skipped := results["benchmark"]["skipped"]:
+        lines.append("Skipped rows: " + ", ".join(f"{k} {v}" for k, v in skipped.items()) + ".")
+    return "\n".join(lines) + "\n"
+
+
+# --- the stage -----------------------------------------------------------------------------------------------------
+
+
+def prepare(benchmark: Path, out_dir: Path, limit: int | None = None) -> tuple[list[Question], Counter, Path]:
+    """Load the benchmark and write its questions as qa records to out_dir/questions.jsonl, the sampler's input."""
+    questions, skipped = load_benchmark(benchmark, limit)
+    write_records((q.qa for q in questions), out_dir / "questions.jsonl", kind="qa")
+    return questions, skipped, out_dir / "questions.jsonl"
+
+
+def sample_rollouts(source: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, opts=None, progress=None):
+    """k rollouts per question into out_dir/rollouts by the sampling stage (so resumable); its summary."""
+    from ..synth.trajectories import SampleConfig
+    from ..synth.trajectories import run as sample
+
+    # a resumed run must not mix in rollouts of another model, k or budget: Pass@k would silently mean something else
+    stamp = out_dir / "rollouts" / "eval_settings.json"
+    settings = json.dumps({"model": backends.model, "search": backends.search, "k": cfg.k, "agent": asdict(cfg.agent)})
+    if stamp.exists() and stamp.read_text() != settings:
+        raise ValueError(
+            f"{stamp.parent} holds rollouts of other settings ({stamp.read_text()}); use --restart or -o NEW"
+        )
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(settings)
+    return sample([source], out_dir / "rollouts", SampleConfig(cfg.k, cfg.agent), backends, opts, None, progress)
+
+
+def score(questions: list[Question], skipped: Counter, out_dir: Path, judge: Judge, config: dict) -> dict:
+    """Judge every rollout into out_dir/judgements; write results.json and results.md; return the results."""
+    rollouts: dict[str, list[dict]] = {q.qa["id"]: [] for q in questions}
+    shutil.rmtree(out_dir / "judgements", ignore_errors=True)  # judge calls are cached: judging again is cheap
+    asyncio.run(_judge_all(judge, out_dir, rollouts))
+    pairs = [(q.groups, rollouts[q.qa["id"]]) for q in questions]
+    overall = summarize([r for _, r in pairs])
+    overall["rollouts_missing"] = config["k"] * len(questions) - overall["rollouts"]
+    layouts = dict(Counter(q.layout for q in questions))
+    results = {
+        "overall": overall,
+        "breakdown": breakdown(pairs),
+        "benchmark": {**config["benchmark"], "layouts": layouts, "skipped": dict(skipped)},
+        "config": {k: v for k, v in config.items() if k != "benchmark"} | {"judge": judge.describe()},
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    (out_dir / "results.md").write_text(markdown(results))
+    return results
+
+
+async def _judge_all(judge: Judge, out_dir: Path, rollouts: dict[str, list[dict]], batch: int = 256) -> None:
+    with ShardWriter(out_dir / "judgements", kind="judgement") as writer:
+        for chunk in batched(read_records(out_dir / "rollouts" / "records", kind="trajectory"), batch):
+            for t, judgement in zip(chunk, await judge_many(judge, chunk), strict=True):
+                writer.write(judgement)
+                rollouts.setdefault(t["question_id"], []).append(outcome(t, judgement))
+    if judge.client is not None:
+        await judge.client.aclose()  # its connections belong to this event loop
+
+
+def describe(benchmark: Path, cfg: EvalConfig, backends: Backends) -> dict:
+    """The run's configuration for results.json (`score` adds the judge)."""
+    digest = hashlib.sha256(Path(benchmark).read_bytes()).hexdigest()[:16]
+    return {
+        "benchmark": {"path": str(benchmark), "sha256": digest},
+        "model": backends.model,
+        "search": backends.search,
+        "k": cfg.k,
+        "agent": asdict(cfg.agent),
+        "wdtk_version": __version__,
+    }
+
+
+def run(benchmark: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, judge: Judge, opts=None, progress=None):
+    """Sample, judge and score `benchmark` into out_dir; return what results.json holds."""
+    questions, skipped, source = prepare(benchmark, out_dir, cfg.limit)
+    sample_rollouts(source, out_dir, cfg, backends, opts, progress)
+    return score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
+
+
+def _judge_client(model: str | None, api_base: str | None, out_dir: Path):
+    """The judge's LLM client, answers cached beside the agent's; None (exact match and F1) without a model."""
+    if not model:
+        return None
+    from ..synth.client import LLMClient, ResponseCache
+    from ..synth.llm import make_llm
+
+    slow = model == "embedded"  # the CPU model answers in slow batches: fewer in flight, longer timeout
+    cache = ResponseCache(out_dir / "llm_cache.sqlite")
+    return LLMClient(
+        make_llm(model, api_base), concurrency=8 if slow else 32, timeout=3600 if slow else 120, cache=cache
+    )
+
+
+AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
+_OUT = "Output: questions.jsonl, rollouts/, judgements/, results.json, results.md."
+
+
+@click.command("eval", context_settings={"show_default": True})
+@click.argument("benchmark", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help=_OUT)
+@click.option("--k", "k", default=3, type=click.IntRange(1), help="Rollouts per question.")
+@click.option("--search", required=True, metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL.")
+@click.option(
+    "--judge",
+    "judge_model",
+    envvar="WDTK_JUDGE_MODEL",
+    help="LLM judge (a model string as for --model); without one: normalised exact match, then F1.",
+)
+@click.option("--judge-api-base", envvar="WDTK_JUDGE_API_BASE", default=None, help="OpenAI-compatible endpoint.")
+@click.option("--f1-threshold", default=0.8, type=click.FloatRange(0, 1), help="F1 that counts as correct (no judge).")
+@click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature of the agent.")
+@click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout.")
+@click.option("--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout.")
+@click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn.")
+@click.option("--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout.")
+@click.option("--limit", default=None, type=click.IntRange(1), help="Evaluate at most this many questions.")
+@_llm_options
+def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | None, restart: bool, **opts) -> None:
+    """Evaluate an agent (any --model, e.g. a served fine-tune) on BENCHMARK: K rollouts per question, judged.
+
+    BENCHMARK: GAIA, WebWalkerQA or BrowseComp (rows with a canary are decrypted) as JSONL, Parquet or CSV, or
+    plain question/answer JSONL; the layout is detected per row. GAIA tasks with attached files are skipped: files
+    are out of scope. Reports Pass@1, Pass@K, Cons@K (majority answer correct), the invalid-action rate, budget
+    exhaustion and actions per rollout, overall and by level, type, difficulty or topic, in OUT/results.json and
+    OUT/results.md. A killed run resumes its rollouts when started again.
+    """
+    from ..synth.runlog import log_command
+
+    if search.startswith("bm25:") and not Path(search[5:]).exists():
+        raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
+    cfg = EvalConfig(k=k, agent=AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS}), limit=limit)
+    try:
+        questions, skipped, source = prepare(benchmark, out_dir, limit)
+    except RecordError as e:
+        raise click.ClickException(str(e)) from None
+    log_command(out_dir)
+    judge_model, judge_api_base, f1_threshold = (
+        opts.pop(n) for n in ("judge_model", "judge_api_base", "f1_threshold")
+    )
+    backends, run_opts = _backends(out_dir, opts.pop("model"), opts.pop("api_base"), search, **opts)
+    _run_synth_stage(
+        "eval", out_dir / "rollouts", restart, lambda p: sample_rollouts(source, out_dir, cfg, backends, run_opts, p)
+    )
+    judge = Judge(_judge_client(judge_model, judge_api_base, out_dir), JudgeConfig(f1_threshold=f1_threshold))
+    results = score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
+    click.echo("\n" + markdown(results) + f"\nresults -> {out_dir / 'results.json'}, {out_dir / 'results.md'}")
