@@ -121,7 +121,8 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
     openai_server.responder = lambda body: r if (r := agent(body)) != "I do not understand" else synth(body)
     run_dir = tmp_path / "demo"
     args = ["demo", "--dir", str(run_dir), "--pages", "80", "--seed", "3", "--max-pages", "60", "--groups", "4",
-            "--rewrites", "1", "--questions", "5", "--model", "openai:scripted", "--api-base", openai_server.base_url]  # fmt: skip
+            "--rewrites", "1", "--questions", "5", "--model", "openai:scripted",
+            "--api-base", openai_server.base_url]  # fmt: skip
     proc = subprocess.run(
         [sys.executable, "-m", "wdtk.cli", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
