@@ -173,7 +173,7 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
         from ..synth.client import LLMClient, ResponseCache
         from ..synth.llm import make_llm
 
-        embedded = judge_model == "embedded"
+        embedded = judge_model == "embedded" or judge_model.startswith("local:")
         client = LLMClient(
             make_llm(judge_model, judge_api_base),
             concurrency=8 if embedded else 32,

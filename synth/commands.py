@@ -55,7 +55,7 @@ def _backends(run_dir: Path, model: str, api_base: str | None, search: str | Non
     from .parallel import Backends, RunOptions
 
     concurrency, timeout = opts["concurrency"], 120.0
-    if model in (None, "embedded"):
+    if model in (None, "embedded") or model.startswith("local:"):
         # the CPU model answers in batches of 8 that last minutes: more in flight only queue up and time out
         concurrency, timeout = min(concurrency, 8), 3600.0
     backends = Backends(

@@ -53,7 +53,7 @@ class EmbeddedModelMissing(PermanentLLMError):
 
 @dataclass(frozen=True)
 class LoadReport:
-    """How the model was loaded: from the GGUF ("gguf", then cached) or from the cache ("cache")."""
+    """How the model was loaded: from the GGUF ("gguf", then cached), from the cache ("cache"), or "local"."""
 
     source: str
     seconds: float  # the load itself, without importing torch and transformers
@@ -156,8 +156,13 @@ class EmbeddedLLM:
         threads: int | None = None,
         dtype: str = "float32",
         batch_window: float = 0.005,
+        model_path: str | Path | None = None,
     ) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir else None  # default: default_cache_root() / "embedded"
+        # a local transformers checkpoint instead of SmolLM2 (e.g. one `wdtk evolve` just trained)
+        self.model_path = Path(model_path) if model_path else None
+        if self.model_path is not None:
+            self.name = f"local:{self.model_path.resolve()}"
         self.max_batch, self.batch_window, self.dtype = max_batch, batch_window, dtype
         self.threads = threads or default_threads()
         self.load_report: LoadReport | None = None
@@ -190,9 +195,14 @@ class EmbeddedLLM:
 
         from . import embedded_batch  # noqa: F401  (pulls in transformers' generation code)
 
-        gguf = gguf_path()
-        path = (self.cache_dir or default_cache_root() / "embedded") / f"{gguf_digest(gguf)}-{CACHE_FORMAT}"
-        source = "cache" if (path / "config.json").exists() else "gguf"
+        if self.model_path is not None:
+            if not (self.model_path / "config.json").exists():
+                raise PermanentLLMError(f"no transformers checkpoint in {self.model_path} (config.json missing)")
+            path, source = self.model_path, "local"
+        else:
+            gguf = gguf_path()
+            path = (self.cache_dir or default_cache_root() / "embedded") / f"{gguf_digest(gguf)}-{CACHE_FORMAT}"
+            source = "cache" if (path / "config.json").exists() else "gguf"
         if source == "gguf":
             log.warning("wdtk: converting the embedded model's GGUF into %s (once, about 20 s)", path)
         start = time.perf_counter()

@@ -4,6 +4,7 @@ Backends do one chat completion each, nothing more: retries, caching, rate limit
 `wdtk.synth.client.LLMClient`. Routing (`make_llm`):
 
 - None or "embedded": `wdtk.synth.embedded.EmbeddedLLM`, a small local model (no server, no key)
+- "local:<dir>": a transformers checkpoint on disk, run the same way (CPU, batched; e.g. a model just fine-tuned)
 - "vllm:<model>": vLLM in this process, requests batched (`wdtk.synth.vllm_backend`)
 - `api_base` given, or "openai/<model>" or "openai:<model>": an OpenAI-compatible endpoint (`synth/openai_backend.py`)
 - anything else ("anthropic/claude-...", "gemini/..."): `litellm.acompletion`, provider keys from their env vars
@@ -89,6 +90,10 @@ def make_llm(model: str | None = None, api_base: str | None = None, **options) -
         from .embedded import EmbeddedLLM
 
         return EmbeddedLLM(**options)
+    if backend is None and model.startswith("local:"):
+        from .embedded import EmbeddedLLM
+
+        return EmbeddedLLM(model_path=model.removeprefix("local:"), **options)
     if backend is None and model.startswith("vllm:"):
         from .vllm_backend import VLLMBatchLLM
 

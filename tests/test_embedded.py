@@ -189,3 +189,20 @@ def test_bad_requests_fail_alone(llm):
     assert isinstance(too_long, PermanentLLMError) and "8192-token context" in str(too_long)
     assert isinstance(malformed, PermanentLLMError) and "chat template" in str(malformed)
     assert fine.completion_tokens == 4 and fine.finish_reason == "length"
+
+
+def test_a_local_checkpoint_runs_through_make_llm(tmp_path):
+    """`local:DIR` serves a transformers checkpoint on disk the way the embedded model is served."""
+    import asyncio
+
+    from tiny_lm import save_tiny
+
+    from wdtk.synth.llm import PermanentLLMError, Sampling, make_llm
+
+    path = save_tiny(tmp_path / "tiny", "chatml")
+    llm = make_llm(f"local:{path}")
+    assert llm.name == f"local:{path.resolve()}"
+    done = asyncio.run(llm.complete([{"role": "user", "content": "hi"}], Sampling(max_tokens=5)))
+    assert done.completion_tokens <= 5 and done.prompt_tokens > 0
+    with pytest.raises(PermanentLLMError, match="config.json"):
+        asyncio.run(make_llm(f"local:{tmp_path}").complete([{"role": "user", "content": "hi"}], Sampling()))
