@@ -92,14 +92,14 @@ class _Deduper:
         self.bands, self.rows = lsh_params(cfg.threshold, cfg.num_perm)
         self.exact = mh.FirstSeen()
         self.lsh = [mh.FirstSeen() for _ in range(self.bands)]
-        self.root = np.empty(0, dtype=np.int64)  # 8 B a record: the position of its kept record
+        self.root = np.empty(0, dtype=np.int32)  # 4 B a record: the position of its kept record
         self.kept_ids: dict[int, object] = {}
 
     def batch(self, records: list[dict], batch_keys: tuple[np.ndarray, np.ndarray]) -> None:
         """Mark the duplicates in one batch, in place, from the batch's `keys`."""
         exact, near_keys = batch_keys
         start = len(self.root)
-        pos = np.arange(start, start + len(records))
+        pos = np.arange(start, start + len(records), dtype=np.int32)
         parent = self.exact.see(exact, pos)
         is_exact = parent < pos
         near = np.flatnonzero(~is_exact)  # an exact copy has its original's bands: no need to index it again

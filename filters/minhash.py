@@ -265,7 +265,7 @@ class FirstSeen:
 
     def __init__(self) -> None:
         self.keys = np.empty(0, dtype=np.uint64)
-        self.first = np.empty(0, dtype=np.int64)
+        self.first = np.empty(0, dtype=np.int32)  # positions: up to 2^31 records
 
     def see(self, keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """First position of each key (earlier batches win, then the earliest in this one), and record new keys."""
