@@ -189,3 +189,12 @@ def test_qwen_templates_render_what_the_official_ones_render(family, official):
             row["messages"], tools=row["tools"], tokenize=False, chat_template=path.read_text(encoding="utf-8")
         )
         assert ours == theirs
+
+
+def test_an_empty_export_fails_with_one_clear_line(tmp_path):
+    model = save_tiny(tmp_path / "model", "chatml")
+    (tmp_path / "empty").mkdir()
+    argv = ["--model_name_or_path", str(model), "--dataset_name", str(tmp_path / "empty"),
+            "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    with pytest.raises(SystemExit, match="no shards in this directory"):
+        sft.main(argv)

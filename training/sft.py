@@ -74,6 +74,10 @@ def load_sft_dataset(name: str, config: str | None = None, streaming: bool = Fal
 
     path = Path(name).expanduser()
     if path.is_dir():
+        if not any(p.suffix in (".parquet", ".jsonl", ".json", ".gz") for p in path.rglob("*") if p.is_file()):
+            raise FileNotFoundError(
+                f"--dataset_name {name}: no shards in this directory (an empty export: the funnel kept nothing)"
+            )
         return load_dataset(str(path), streaming=streaming)
     if path.is_file():
         builder = "parquet" if path.suffix == ".parquet" else "json"
@@ -136,7 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     script_args, training_args, model_args, template_args = parse_args(argv)
     if script_args.dataset_name is None:
         sys.exit("--dataset_name is required: a Hub dataset id or a directory written by `wdtk export` (its sft/)")
-    trainer = build_trainer(script_args, training_args, model_args, template_args)
+    try:
+        trainer = build_trainer(script_args, training_args, model_args, template_args)
+    except (FileNotFoundError, ValueError) as e:  # bad input: one clear line, not a traceback
+        sys.exit(f"error: {e}")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.accelerator.print(f"Model saved to {training_args.output_dir}")
