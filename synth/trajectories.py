@@ -100,6 +100,7 @@ def run(
         raise ValueError("sampling needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
     stage = Stage("sample", sample_question, cfg, "trajectory", backends)
     summary = run_stage(stage, islice(questions(sources), limit), out_dir, opts, progress)
+    (out_dir / "records").mkdir(parents=True, exist_ok=True)  # no questions, no shards: still a (empty) result
     ends = Counter(t["termination"] for t in read_records(out_dir / "records"))
     summary["terminations"] = dict(ends.most_common())
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
