@@ -322,7 +322,7 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     from .schemas import write_records
     from .synth.e2hqa import seed_record
 
-    seed_dir = run_dir / "synth" / "seeds"
+    seed_dir = run_dir / "synth" / "seeds" / "records"
     write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
     sources = [
         p for p in (run_dir / "synth" / "crawlqa" / "records", run_dir / "synth" / "e2hqa" / "records", seed_dir)

@@ -284,6 +284,7 @@ def _steps(f: dict) -> list[dict]:
         ("pages", "Pages crawled", "pages", (f["crawl"] or {}).get("pages"), None),
         ("crawlqa", "QA synthesised: CRAWLQA", "QA", (synth["crawlqa"] or {}).get("records"), None),
         ("e2hqa", "QA synthesised: E2HQA", "QA", (synth["e2hqa"] or {}).get("records"), None),
+        ("seeds", "QA given as seeds", "QA", (synth.get("seeds") or {}).get("records"), None),
         ("filtered", "QA after filter", "QA", (flt or {}).get("kept"), (flt or {}).get("input")),
         ("sampled", "Trajectories sampled", "trajectories", (sample or {}).get("records"), None),
         ("valid", "Valid", "trajectories", kept.get("validity"), (sample or {}).get("records")),
@@ -293,6 +294,8 @@ def _steps(f: dict) -> list[dict]:
         ("questions_kept", "Questions with a kept trajectory", "questions", funnel.get("questions_kept"), None),
         ("rl_pool", "Questions to the RL pool", "questions", funnel.get("rl_pool"), None),
     ]
+    if not synth.get("seeds"):  # only runs that were given seed questions (the demo) have this step
+        rows = [r for r in rows if r[0] != "seeds"]
     steps = [{"key": k, "label": label, "unit": unit, "count": n, "base": base} for k, label, unit, n, base in rows]
     for step in steps[-2:]:
         step["base"] = funnel.get("questions")
@@ -342,7 +345,7 @@ def gather(run_dir: str | Path) -> dict:
         "wdtk_version": __version__,
         "commands": _commands(run),
         "crawl": _crawl(run),
-        "synth": {name: _qa_stage(run / "synth" / name, name, prov) for name in ("crawlqa", "e2hqa")},
+        "synth": {name: _qa_stage(run / "synth" / name, name, prov) for name in ("crawlqa", "e2hqa", "seeds")},
         "filter": _filter(run),
     }
     f["sample"] = _sample(run, prov)
@@ -382,7 +385,7 @@ def report_cmd(run_dir: Path, out: Path | None) -> None:
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(page, encoding="utf-8")
     os.replace(tmp, out)
-    names = {"crawlqa": "CRAWLQA", "e2hqa": "E2HQA"}
+    names = {"crawlqa": "CRAWLQA", "e2hqa": "E2HQA", "seeds": "seeds"}
     counts = [
         f"{names.get(s['key'], s['key'])} {s['count']:,}" for s in figures["steps"][:8] if s["count"] is not None
     ]

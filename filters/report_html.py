@@ -138,7 +138,10 @@ def _drops(f: dict) -> str:
 
 
 def _types(f: dict) -> str:
-    sources = {"CRAWLQA": f["synth"]["crawlqa"], "E2HQA": f["synth"]["e2hqa"], "after filter": f["filter"]}
+    sources = {"CRAWLQA": f["synth"]["crawlqa"], "E2HQA": f["synth"]["e2hqa"]}
+    if f["synth"].get("seeds"):
+        sources["seeds"] = f["synth"]["seeds"]
+    sources["after filter"] = f["filter"]
     ran = {name: s["types"] for name, s in sources.items() if s}
     if not ran:
         return NOT_RUN
