@@ -102,6 +102,30 @@ def _dask(workers: int, scheduler: str | None):
             cluster.close()
 
 
+def judge_options(fn):
+    """--judge, --judge-api-base and --f1-threshold: what the funnel and `wdtk eval` judge answers with."""
+    for option in reversed(
+        [
+            click.option(
+                "--judge",
+                "judge_model",
+                default=None,
+                envvar="WDTK_JUDGE_MODEL",
+                help="LLM judge (a model string as for --model); without one: normalised exact match, then F1.",
+            ),
+            click.option("--judge-api-base", envvar="WDTK_JUDGE_API_BASE", help="OpenAI-compatible endpoint."),
+            click.option(
+                "--f1-threshold",
+                default=0.8,
+                type=click.FloatRange(0, 1),
+                help="F1 that counts as correct (no judge).",
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
 @click.command("funnel", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -112,15 +136,7 @@ def _dask(workers: int, scheduler: str | None):
     help="Run directory: default input DIR/sample/records, QA DIR/filter/records, output DIR/funnel and DIR/export.",
 )
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/funnel.")
-@click.option(
-    "--judge",
-    "judge_model",
-    default=None,
-    envvar="WDTK_JUDGE_MODEL",
-    help="LLM judge (model string as for --model elsewhere); none: normalised exact match, then F1.",
-)
-@click.option("--judge-api-base", envvar="WDTK_JUDGE_API_BASE", default=None, help="OpenAI-compatible endpoint.")
-@click.option("--f1-threshold", default=0.8, type=click.FloatRange(0, 1), help="F1 that counts as correct (no judge).")
+@judge_options
 @click.option("--max-actions", default=12, type=click.IntRange(1), help="Drop trajectories with more tool calls.")
 @click.option(
     "--max-repeats", default=0, type=click.IntRange(0), help="Identical tool calls allowed beyond the first."
@@ -164,22 +180,11 @@ def funnel_cmd(
 def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
     from ..schemas import RecordError
-    from .judge import Judge, JudgeConfig
+    from .judge import Judge, JudgeConfig, judge_client
     from .trajectory import run
 
     out_dir = out_dir or run_dir / "funnel"
-    client = None
-    if judge_model:
-        from ..synth.client import LLMClient, ResponseCache
-        from ..synth.llm import make_llm
-
-        embedded = judge_model == "embedded" or judge_model.startswith("local:")
-        client = LLMClient(
-            make_llm(judge_model, judge_api_base),
-            concurrency=8 if embedded else 32,
-            timeout=3600.0 if embedded else 120.0,
-            cache=ResponseCache(run_dir / "llm_cache.sqlite"),
-        )
+    client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
     judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
     try:
         summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])

@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from .. import __version__
 from ..schemas import record_id
@@ -158,4 +159,21 @@ async def judge_many(judge: Judge, items: Iterable[dict]) -> list[dict]:
     """Judgements of records with "id", "question", "answer" and an optional "prediction" (trajectories), in order."""
     return await asyncio.gather(
         *(judge.judge(item["id"], item["question"], item["answer"], item.get("prediction", "")) for item in items)
+    )
+
+
+def judge_client(model: str | None, api_base: str | None, cache_path: Path | None = None):
+    """The LLM client for a judge `model` (None: no LLM, exact match and F1 decide), its answers cached at
+    `cache_path`. The CPU models (embedded, local:DIR) answer in slow batches: fewer in flight, a longer timeout."""
+    if not model:
+        return None
+    from ..synth.client import LLMClient, ResponseCache
+    from ..synth.llm import make_llm
+
+    slow = model == "embedded" or model.startswith("local:")
+    return LLMClient(
+        make_llm(model, api_base),
+        concurrency=8 if slow else 32,
+        timeout=3600.0 if slow else 120.0,
+        cache=ResponseCache(cache_path) if cache_path else None,
     )

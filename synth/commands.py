@@ -311,6 +311,35 @@ def index(pages: Path, out_dir: Path) -> None:
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
 
 
+AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
+
+
+def agent_options(fn):
+    """The agent's decoding and budgets, for every command that runs it (sample, eval, evolve)."""
+    for option in reversed(
+        [
+            click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature."),
+            click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout."),
+            click.option(
+                "--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout."
+            ),
+            click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn."),
+            click.option(
+                "--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout."
+            ),
+        ]
+    ):
+        fn = option(fn)
+    return fn
+
+
+def agent_config(opts: dict):
+    """The AgentConfig of `agent_options`' values, taken out of `opts`."""
+    from .agent import AgentConfig
+
+    return AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS})
+
+
 @click.command("sample", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option(
@@ -325,11 +354,7 @@ def index(pages: Path, out_dir: Path) -> None:
     "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
 )
 @click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
-@click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature of the agent.")
-@click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout.")
-@click.option("--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout.")
-@click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn.")
-@click.option("--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout.")
+@agent_options
 @click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many questions.")
 @_llm_options
 def sample(
@@ -338,11 +363,6 @@ def sample(
     out_dir: Path | None,
     search: str | None,
     rollouts: int,
-    temperature: float,
-    max_calls: int,
-    max_context_tokens: int,
-    max_new_tokens: int,
-    max_seconds: float,
     limit: int | None,
     model: str,
     api_base: str | None,
@@ -355,7 +375,6 @@ def sample(
     Every rollout ends with a label: answer, call_budget_exceeded, token_limit, time_limit or format_error.
     A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
     """
-    from .agent import AgentConfig
     from .runlog import log_command
     from .trajectories import SampleConfig, run
 
@@ -368,13 +387,7 @@ def sample(
         raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
     out_dir = out_dir or run_dir / "sample"
     log_command(run_dir)
-    agent = AgentConfig(
-        max_calls=max_calls,
-        max_context_tokens=max_context_tokens,
-        max_new_tokens=max_new_tokens,
-        max_seconds=max_seconds,
-        temperature=temperature,
-    )
+    agent = agent_config(opts)
     backends, run_opts = _backends(run_dir, model, api_base, search, **opts)
     cfg = SampleConfig(rollouts=rollouts, agent=agent)
     _run_synth_stage("sample", out_dir, restart, lambda p: run(sources, out_dir, cfg, backends, run_opts, limit, p))

@@ -44,12 +44,13 @@ from pathlib import Path
 import click
 
 from .. import __version__
-from ..filters.judge import Judge, JudgeConfig, judge_many
+from ..filters.commands import judge_options
+from ..filters.judge import Judge, JudgeConfig, judge_client, judge_many
 from ..filters.trajectory import validity_reason
 from ..schemas import RecordError, ShardWriter, read_records, record_id, write_records
 from ..schemas.formats import iter_jsonl, iter_parquet
 from ..synth.agent import AgentConfig
-from ..synth.commands import _backends, _llm_options, _run_synth_stage
+from ..synth.commands import _backends, _llm_options, _run_synth_stage, agent_config, agent_options
 from ..synth.e2hqa import ANSWER_KEYS, QUESTION_KEYS
 from ..synth.parallel import Backends, batched
 from ..synth.text import is_number, normalize
@@ -368,21 +369,6 @@ def run(benchmark: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, jud
     return score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
 
 
-def _judge_client(model: str | None, api_base: str | None, out_dir: Path):
-    """The judge's LLM client, answers cached beside the agent's; None (exact match and F1) without a model."""
-    if not model:
-        return None
-    from ..synth.client import LLMClient, ResponseCache
-    from ..synth.llm import make_llm
-
-    slow = model == "embedded"  # the CPU model answers in slow batches: fewer in flight, longer timeout
-    cache = ResponseCache(out_dir / "llm_cache.sqlite")
-    return LLMClient(
-        make_llm(model, api_base), concurrency=8 if slow else 32, timeout=3600 if slow else 120, cache=cache
-    )
-
-
-AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
 _OUT = "Output: questions.jsonl, rollouts/, judgements/, results.json, results.md."
 
 
@@ -391,19 +377,8 @@ _OUT = "Output: questions.jsonl, rollouts/, judgements/, results.json, results.m
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help=_OUT)
 @click.option("--k", "k", default=3, type=click.IntRange(1), help="Rollouts per question.")
 @click.option("--search", required=True, metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL.")
-@click.option(
-    "--judge",
-    "judge_model",
-    envvar="WDTK_JUDGE_MODEL",
-    help="LLM judge (a model string as for --model); without one: normalised exact match, then F1.",
-)
-@click.option("--judge-api-base", envvar="WDTK_JUDGE_API_BASE", default=None, help="OpenAI-compatible endpoint.")
-@click.option("--f1-threshold", default=0.8, type=click.FloatRange(0, 1), help="F1 that counts as correct (no judge).")
-@click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature of the agent.")
-@click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout.")
-@click.option("--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout.")
-@click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn.")
-@click.option("--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout.")
+@judge_options
+@agent_options
 @click.option("--limit", default=None, type=click.IntRange(1), help="Evaluate at most this many questions.")
 @_llm_options
 def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | None, restart: bool, **opts) -> None:
@@ -419,7 +394,7 @@ def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | N
 
     if search.startswith("bm25:") and not Path(search[5:]).exists():
         raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
-    cfg = EvalConfig(k=k, agent=AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS}), limit=limit)
+    cfg = EvalConfig(k=k, agent=agent_config(opts), limit=limit)
     try:
         questions, skipped, source = prepare(benchmark, out_dir, limit)
     except RecordError as e:
@@ -432,6 +407,8 @@ def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | N
     _run_synth_stage(
         "eval", out_dir / "rollouts", restart, lambda p: sample_rollouts(source, out_dir, cfg, backends, run_opts, p)
     )
-    judge = Judge(_judge_client(judge_model, judge_api_base, out_dir), JudgeConfig(f1_threshold=f1_threshold))
+    judge = Judge(
+        judge_client(judge_model, judge_api_base, out_dir / "llm_cache.sqlite"), JudgeConfig(f1_threshold=f1_threshold)
+    )
     results = score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
     click.echo("\n" + markdown(results) + f"\nresults -> {out_dir / 'results.json'}, {out_dir / 'results.md'}")
