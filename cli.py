@@ -372,6 +372,7 @@ def _register_stage_commands() -> None:
     from .filters.report import report_cmd
     from .synth.commands import index, sample, synth
     from .training.evaluate import eval_cmd
+    from .training.evolve import evolve_cmd
     from .training.push import push_cmd
 
     main.add_command(synth)
@@ -382,6 +383,7 @@ def _register_stage_commands() -> None:
     main.add_command(export_cmd)
     main.add_command(push_cmd)
     main.add_command(eval_cmd)
+    main.add_command(evolve_cmd)
     main.add_command(report_cmd)
 
 
