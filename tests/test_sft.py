@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,8 @@ def test_main_trains_a_lora_adapter_and_saves_it(tmp_path, sft_dir):
     sft.main(argv(model, sft_dir, out, "--max_steps", "2", "--use_peft", "--lora_r", "4", "--lora_alpha", "8"))
     assert (out / "adapter_config.json").is_file() and (out / "adapter_model.safetensors").is_file()
     assert not (out / "model.safetensors").exists()  # only the adapter, not the whole model
+    metrics = json.loads((out / "train_results.json").read_text())
+    assert metrics["train_loss"] > 0  # saved for callers such as `wdtk evolve`
     from transformers import AutoTokenizer
 
     assert AutoTokenizer.from_pretrained(out).chat_template == FAMILIES["qwen2_5"].template

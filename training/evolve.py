@@ -279,7 +279,9 @@ class Evolution:
         if code:
             tail = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
             raise click.ClickException(f"round {r} training failed (exit {code}): {tail[0][-300:]} (log: {log})")
-        return {"model": str(model_dir), "trained": True, "init": init, "train_loss": train_loss(text), "command": cmd}
+        metrics = model_dir / "train_results.json"  # sft.py saves its metrics; the log is the fallback
+        loss = json.loads(metrics.read_text()).get("train_loss") if metrics.exists() else train_loss(text)
+        return {"model": str(model_dir), "trained": True, "init": init, "train_loss": loss, "command": cmd}
 
     def eval(self, rnd: dict, out: Path) -> dict:
         from .evaluate import EvalConfig, describe, prepare, sample_rollouts, score

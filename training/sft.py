@@ -144,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
         trainer = build_trainer(script_args, training_args, model_args, template_args)
     except (FileNotFoundError, ValueError) as e:  # bad input: one clear line, not a traceback
         sys.exit(f"error: {e}")
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_metrics("train", result.metrics)  # OUTPUT_DIR/train_results.json: train_loss etc. for callers
     trainer.accelerator.print(f"Model saved to {training_args.output_dir}")
     if hasattr(trainer, "end"):  # transformers >= 5.18: finish trackers, destroy the process group
         trainer.end()
