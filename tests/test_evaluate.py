@@ -17,16 +17,14 @@ from wdtk.filters.judge import Judge
 from wdtk.schemas import RecordError, read_records
 from wdtk.synth.agent import AgentConfig
 from wdtk.synth.parallel import Backends, RunOptions
+from wdtk.training.benchmarks import detect_layout, load_benchmark, parse_row
 from wdtk.training.evaluate import (
     EvalConfig,
     answer_key,
     breakdown,
     cons_at_k,
-    detect_layout,
-    load_benchmark,
     majority,
     outcome,
-    parse_row,
     pass_at_1,
     pass_at_k,
     run,

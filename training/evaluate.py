@@ -3,14 +3,7 @@
     wdtk eval gaia_val.jsonl -o runs/eval --k 3 --search bm25:runs/demo/index --model openai:my-sft \\
         --api-base http://127.0.0.1:8000/v1 --judge gpt-4o-mini
 
-Benchmark rows (JSONL(.gz), Parquet or CSV), layout detected per row, with the breakdown each gives:
-  GAIA         Question, Final answer, Level, task_id, file_name: by level. Tasks with an attached file are skipped
-               and counted (the agent searches and visits; it reads no files), as are hidden answers ("?").
-  WebWalkerQA  question, answer, root_url, info{type, difficulty_level} (or its README's Question/Answer/Root_Url/
-               Info{Hop, Difficulty_Level}): by type and difficulty.
-  BrowseComp   problem, answer, problem_topic, canary: by topic; rows with a canary are decrypted as in
-               openai/simple-evals (base64, XOR with SHA-256 of the canary, repeated).
-  plain        question/answer (any seed row `wdtk sample` reads): by level, type, topic or difficulty if present.
+Benchmarks (GAIA, WebWalkerQA, BrowseComp, plain QA; layout detected per row): `wdtk.training.benchmarks`.
 
 Metrics (pure functions over each question's judged rollouts, see `outcome`):
   Pass@1  mean correctness of a question's rollouts, then mean over questions; Pass@k  one of its k is correct;
@@ -30,14 +23,10 @@ OUT: questions.jsonl (qa records), rollouts/ (the resumable sampling stage), jud
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import csv
 import hashlib
 import json
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -47,22 +36,15 @@ from .. import __version__
 from ..filters.commands import judge_options
 from ..filters.judge import Judge, JudgeConfig, judge_client, judge_many
 from ..filters.trajectory import validity_reason
-from ..schemas import RecordError, ShardWriter, read_records, record_id, write_records
-from ..schemas.formats import iter_jsonl, iter_parquet
+from ..schemas import RecordError, ShardWriter, read_records, write_records
 from ..synth.agent import AgentConfig
 from ..synth.commands import _backends, _llm_options, _run_synth_stage, agent_config, agent_options
-from ..synth.e2hqa import ANSWER_KEYS, QUESTION_KEYS
 from ..synth.parallel import Backends, batched
 from ..synth.text import is_number, normalize
+from .benchmarks import Question, load_benchmark
 
 INVALID_ACTION = frozenset({"format_error", "unknown_tool", "bad_arguments", "malformed_turn"})
 BUDGET = frozenset({"call_budget_exceeded", "token_limit", "time_limit"})
-LAYOUTS = {  # layout -> (name, question keys, answer keys); keys match case-insensitively
-    "gaia": ("GAIA", ("Question",), ("Final answer",)),
-    "webwalkerqa": ("WebWalkerQA", ("question",), ("answer",)),
-    "browsecomp": ("BrowseComp", ("problem",), ("answer",)),
-    "plain": ("QA", QUESTION_KEYS, ANSWER_KEYS),
-}
 
 
 @dataclass(frozen=True)
@@ -72,131 +54,6 @@ class EvalConfig:
     k: int = 3
     agent: AgentConfig = field(default_factory=AgentConfig)
     limit: int | None = None
-
-
-@dataclass(frozen=True)
-class Question:
-    """One benchmark question: its qa record, layout, breakdown keys, and why it is skipped (None: it is not)."""
-
-    qa: dict
-    layout: str
-    groups: dict[str, str]
-    skip: str | None = None
-
-
-# --- benchmark rows ------------------------------------------------------------------------------------------------
-
-
-def decrypt(ciphertext_b64: str, password: str) -> str:
-    """BrowseComp's cipher: base64 of the UTF-8 text XOR-ed with SHA-256(password) repeated to its length."""
-    data = base64.b64decode(ciphertext_b64, validate=True)
-    key = hashlib.sha256(password.encode()).digest()
-    return bytes(b ^ key[i % len(key)] for i, b in enumerate(data)).decode()
-
-
-def detect_layout(row: dict) -> str:
-    """gaia, webwalkerqa, browsecomp or plain, from the row's field names."""
-    keys = {k.lower() for k in row}
-    if keys & {"task_id", "final answer"}:
-        return "gaia"
-    if keys & {"root_url", "info"}:
-        return "webwalkerqa"
-    if keys & {"canary", "problem_topic"} or {"problem", "topic"} <= keys:
-        return "browsecomp"
-    return "plain"
-
-
-def parse_row(row: dict, path: Path | str | None = None, line: int | None = None) -> Question:
-    """The question in one benchmark row; a RecordError naming file, line and missing field when it has none."""
-    layout = detect_layout(row)
-    name, *keys = LAYOUTS[layout]
-    low = {k.lower(): v for k, v in row.items()}
-    question, answer = (_first(low, wanted) for wanted in keys)
-    if not (question and answer):
-        wanted = " or ".join(map(repr, keys[0] if not question else keys[1]))
-        raise RecordError(f"{name} row has no {wanted} (its fields: {', '.join(row) or 'none'})", path=path, line=line)
-    if layout == "browsecomp" and low.get("canary"):
-        try:
-            question, answer = decrypt(question, low["canary"]).strip(), decrypt(answer, low["canary"]).strip()
-        except (binascii.Error, UnicodeDecodeError) as e:
-            raise RecordError(f"BrowseComp row cannot be decrypted with its canary: {e}", path=path, line=line) from e
-    qa = {
-        "id": record_id("qa", question, answer),
-        "question": question,
-        "answer": answer,
-        "type": layout.upper(),
-        "source": "benchmark",
-        "evidence_urls": [],
-        "meta": {"wdtk_version": __version__},
-    }
-    skip = None
-    if layout == "gaia" and str(low.get("file_name") or "").strip():
-        skip = "gaia_attachment"  # out of scope: the agent searches and visits, it reads no files
-    elif layout == "gaia" and answer == "?":
-        skip = "hidden_answer"  # GAIA's test split
-    return Question(qa, layout, _groups(layout, low), skip)
-
-
-def _first(low: dict, keys: tuple[str, ...]) -> str:
-    """The first non-blank value of `keys` in a row with lower-cased field names, stripped; "" if none."""
-    values = (low.get(k) for k in map(str.lower, keys))
-    return next((str(v).strip() for v in values if v is not None and str(v).strip()), "")  # an answer may be 0
-
-
-def _groups(layout: str, low: dict) -> dict[str, str]:
-    """Breakdown keys: level (GAIA), type and difficulty (WebWalkerQA), topic (BrowseComp), any of them (plain)."""
-    if layout == "gaia":
-        values = {"level": low.get("level")}
-    elif layout == "webwalkerqa":
-        info = low.get("info") or {}
-        info = {k.lower(): v for k, v in (json.loads(info) if isinstance(info, str) else info).items()}
-        values = {"type": info.get("type") or info.get("hop"), "difficulty": info.get("difficulty_level")}
-        values = {k: str(v).lower().replace("-", "_") for k, v in values.items() if v}  # multi-source: multi_source
-    elif layout == "browsecomp":
-        values = {"topic": low.get("problem_topic") or low.get("topic")}
-    else:
-        values = {k: low.get(k) for k in ("level", "type", "topic", "difficulty")}
-    return {k: str(v).strip() for k, v in values.items() if isinstance(v, str | int | float) and str(v).strip()}
-
-
-def _rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line or row number, row) of a JSONL(.gz), Parquet or CSV file."""
-    if path.name.lower().endswith(".csv"):
-        with path.open(newline="", encoding="utf-8-sig") as f:  # spreadsheets write a BOM
-            reader = csv.DictReader(f)
-            yield from ((reader.line_num, row) for row in reader)
-        return
-    if path.name.lower().endswith(".parquet"):
-        yield from iter_parquet(path)
-        return
-    for line, raw in iter_jsonl(path):
-        try:
-            row = json.loads(raw)
-        except ValueError as e:
-            raise RecordError(f"invalid JSON: {e}", path=path, line=line) from None
-        if not isinstance(row, dict):
-            raise RecordError(f"expected a JSON object, got {type(row).__name__}", path=path, line=line)
-        yield line, row
-
-
-def load_benchmark(path: Path, limit: int | None = None) -> tuple[list[Question], Counter]:
-    """The benchmark's questions (first occurrence of each, at most `limit`) and the rows skipped, by reason."""
-    questions, skipped, seen = [], Counter(), set()
-    for line, row in _rows(Path(path)):
-        if limit is not None and len(questions) >= limit:
-            break
-        q = parse_row(row, path, line)
-        if reason := q.skip or ("duplicate" if q.qa["id"] in seen else None):
-            skipped[reason] += 1
-        else:
-            seen.add(q.qa["id"])
-            questions.append(q)
-    if not questions:
-        raise RecordError(f"no questions to evaluate (skipped: {dict(skipped) or 'none'})", path=path)
-    return questions, skipped
-
-
-# --- metrics -------------------------------------------------------------------------------------------------------
 
 
 def outcome(trajectory: dict, judgement: dict) -> dict:

@@ -94,9 +94,9 @@ def split(questions: list[dict], held_out: float | set[str]) -> tuple[list[dict]
 
 def benchmark_texts(path: Path) -> set[str]:
     """Normalised question texts of every row of a benchmark file (skipped rows too: they are still held out)."""
-    from .evaluate import _rows, parse_row
+    from .benchmarks import parse_row, rows
 
-    return {normalize(parse_row(row, path, line).qa["question"]) for line, row in _rows(path)}
+    return {normalize(parse_row(row, path, line).qa["question"]) for line, row in rows(path)}
 
 
 def train_loss(log: str) -> float | None:
