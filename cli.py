@@ -27,12 +27,25 @@ def _fail_on_record_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+# --help lists the commands in the order a run uses them, not alphabetically
+ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval",
+         "evolve", "validate")  # fmt: skip
+
+
+class PipelineGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+
+@click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(__version__, prog_name="wdtk")
 def main() -> None:
-    """wdtk builds training data for web-search agents: crawl -> synth -> filter -> sample -> train.
+    """wdtk builds training data for web-search agents, end to end:
+    crawl -> index -> synth -> filter -> sample -> funnel -> report -> push; then train with
+    training/sft.py and training/rl.py, and measure with eval (or let evolve loop).
 
-    Start with `wdtk demo`, which runs the pipeline offline on a generated site.
+    Start with `wdtk demo`, which runs the pipeline offline on a generated site and writes a report.
     """
 
 
