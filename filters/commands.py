@@ -227,6 +227,8 @@ def _print_funnel(summary: dict, out_dir: Path) -> None:
     for stage in summary["stages"]:
         dropped = ", ".join(f"{k} {v}" for k, v in stage["dropped"].items()) or "none dropped"
         click.echo(f"  {stage['name']:<12} {stage['in']:>6} -> {stage['kept']:<6} ({dropped})")
+    if summary.get("format_errors"):
+        click.echo("  format errors: " + ", ".join(f"{k} {v}" for k, v in summary["format_errors"].items()))
     click.echo(
         f"  kept {summary['kept']} trajectories for {summary['questions_kept']} questions -> {out_dir / 'records'}; "
         f"{summary['rl_pool']} questions to the RL pool -> {out_dir / 'rl_pool'}"

@@ -134,7 +134,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
     started = time.monotonic()
     for old in ("records", "rejects", "judgements", "rl_pool"):  # judge calls are cached, so a rerun is cheap
         shutil.rmtree(out_dir / old, ignore_errors=True)
-    counts = {s: Counter() for s in STAGES}
+    counts = {s: Counter() for s in (*STAGES, "format_errors")}
     entered = Counter()
     outcomes: dict[str, Counter] = defaultdict(Counter)  # question id -> what became of its rollouts
     questions: dict[str, dict] = {}
@@ -179,6 +179,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
             {"name": s, "in": entered[s], "kept": entered[s] - sum(counts[s].values()), "dropped": dict(counts[s])}
             for s in STAGES
         ],
+        "format_errors": dict(counts["format_errors"].most_common()),
         "kept": kept,
         "questions_kept": sum(1 for o in outcomes.values() if o["kept"]),
         "rl_pool": len(pool),
@@ -215,7 +216,15 @@ async def _judge_all(judge: Judge, trajectories: list[dict]) -> list[dict]:
 def _drop(writers, counts, outcomes, stage: str, reason: str, t: dict) -> None:
     counts[stage][reason] += 1
     outcomes[t["question_id"]][f"{stage}:{reason}"] += 1
-    writers["rejects"].write({"stage": stage, "reason": reason, "record": t})
+    detail = t.get("termination_detail") if reason == t["termination"] else None
+    if reason == "format_error" and detail:  # what the model got wrong: no_action, tool_call_not_json...
+        counts["format_errors"][format_error_kind(detail)] += 1
+    writers["rejects"].write({"stage": stage, "reason": reason, "record": t, **({"detail": detail} if detail else {})})
+
+
+def format_error_kind(detail: str) -> str:
+    """The kind of a format error from its detail: 'bad_arguments: url/0: ...' -> 'bad_arguments'."""
+    return detail.split(":", 1)[0].split(" (", 1)[0].strip()
 
 
 def _qa_index(sources: Iterable[Path]) -> dict[str, dict]:

@@ -66,6 +66,8 @@ def test_wdtk_funnel_with_an_llm_judge(sampled, qa_seeds, openai_server):
     summary = json.loads((out / "summary.json").read_text())
     want = expected_counts(qa_seeds)
     assert summary["trajectories"] == 12 and summary["questions"] == 4
+    assert summary["format_errors"] == {"tool_call_not_json": 1}  # the broken plan's call is not JSON
+    assert "format errors: tool_call_not_json 1" in result.output
     stages = {s["name"]: s for s in summary["stages"]}
     for (stage, reason), n in want.items():
         if stage != "kept":
