@@ -316,6 +316,8 @@ def _drops(f: dict) -> list[dict]:
     stages = {s.get("name"): s for s in (funnel or {}).get("stages", [])}
     for name in ("validity", "correctness", "quality"):
         rows.append((f"Funnel: {name}", stages[name].get("dropped", {}) if name in stages else None))
+    if (funnel or {}).get("format_errors"):  # what the model got wrong, when its turns broke the format
+        rows.append(("Funnel: format errors by kind", funnel["format_errors"]))
     return [{"stage": stage, "reasons": reasons} for stage, reasons in rows]
 
 
