@@ -163,7 +163,9 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
                 entered["quality"] += 1
                 if reason := quality_reason(t, cfg):
                     _drop(writers, counts, outcomes, "quality", reason, t)
-                else:
+                else:  # a kept trajectory says who judged it correct, and where the verdict is
+                    by = verdict.get("judge") or {"model": verdict["method"], "prompt_version": "none"}
+                    t["meta"] = {**t["meta"], "judge": {**by, "method": verdict["method"]}, "judgement": verdict["id"]}
                     writers["records"].write(t)
                     outcomes[t["question_id"]]["kept"] += 1
     pool = rl_pool(questions, outcomes, _qa_index(qa_sources))

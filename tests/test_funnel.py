@@ -93,6 +93,10 @@ def test_wdtk_funnel_with_an_llm_judge(sampled, qa_seeds, openai_server):
     assert {j["judge"]["model"] for j in judgements} == {summary["judge"]["model"]}
     assert all(j["judge"]["prompt_version"] == summary["judge"]["prompt_version"] for j in judgements)
     assert summary["judge_agreement"] == {"judged": len(judgements), "agree_with_exact": len(judgements)}
+    verdicts = {j["id"]: j for j in judgements}
+    for t in kept:  # each kept trajectory names its judge and verdict
+        assert t["meta"]["judge"] == summary["judge"]
+        assert verdicts[t["meta"]["judgement"]]["item_id"] == t["id"] and verdicts[t["meta"]["judgement"]]["correct"]
     assert "validity" in result.output and "RL pool" in result.output
 
 
