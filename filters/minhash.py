@@ -269,8 +269,16 @@ class FirstSeen:
 
     def see(self, keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """First position of each key (earlier batches win, then the earliest in this one), and record new keys."""
-        uniq, where, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        first = positions[where]
+        # np.unique(return_index, return_inverse) sorts three times, stably; one quicksort does the same work
+        order = np.argsort(keys)
+        ordered = keys[order]
+        starts = np.empty(len(ordered), dtype=bool)
+        starts[:1] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=starts[1:])
+        uniq = ordered[starts]
+        first = np.minimum.reduceat(positions[order], np.flatnonzero(starts)) if len(keys) else positions[:0]
+        inverse = np.empty(len(keys), dtype=np.intp)
+        inverse[order] = np.cumsum(starts) - 1
         at = np.searchsorted(self.keys, uniq)
         if len(self.keys):
             clipped = np.minimum(at, len(self.keys) - 1)
@@ -279,6 +287,17 @@ class FirstSeen:
             new = ~found
         else:
             new = np.ones(len(uniq), dtype=bool)
-        self.keys = np.insert(self.keys, at[new], uniq[new])
-        self.first = np.insert(self.first, at[new], first[new])
-        return first[inverse.reshape(-1)]
+        slots = at[new] + np.arange(np.count_nonzero(new))  # where the new keys land: `at` is already sorted
+        keep = np.ones(len(self.keys) + len(slots), dtype=bool)
+        keep[slots] = False
+        self.keys = _placed(self.keys, keep, slots, uniq[new])
+        self.first = _placed(self.first, keep, slots, first[new])
+        return first[inverse]
+
+
+def _placed(old: np.ndarray, keep: np.ndarray, slots: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """`old` with `values` inserted at output positions `slots` (np.insert without its argsort of the indices)."""
+    out = np.empty(len(keep), dtype=old.dtype)
+    out[keep] = old
+    out[slots] = values
+    return out
