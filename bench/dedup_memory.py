@@ -5,7 +5,7 @@
 Streams generated short questions (8-20 words, 1% exact copies, 1% one-word edits) through `filters.dedup.dedup`
 with a consumer that keeps nothing, and prints the peak resident memory the run added, per record, against the
 baseline of merely holding the same records in a list (what a naive dedup that loads its input would need at least).
-The dedup state is about 8 bytes a record for the kept-root array plus 12 bytes per distinct key of the exact index
+The dedup state is 4 bytes a record for the kept-root array plus 12 bytes per distinct key of the exact index
 and of each LSH band, so it grows linearly but slowly; the records themselves stream through in batches.
 """
 
