@@ -201,3 +201,9 @@ def test_an_empty_export_fails_with_one_clear_line(tmp_path):
             "--output_dir", str(tmp_path / "out")]  # fmt: skip
     with pytest.raises(SystemExit, match="no shards in this directory"):
         sft.main(argv)
+
+
+def test_a_max_length_that_truncates_every_answer_away_fails_clearly(tmp_path, sft_dir):
+    model = save_tiny(tmp_path / "lm", "chatml")
+    with pytest.raises(SystemExit, match="no example of .* has an assistant token left within --max_length 32"):
+        sft.main(argv(model, sft_dir, tmp_path / "out", "--max_length", "32", "--max_steps", "1"))

@@ -144,6 +144,11 @@ def main(argv: list[str] | None = None) -> None:
         trainer = build_trainer(script_args, training_args, model_args, template_args)
     except (FileNotFoundError, ValueError) as e:  # bad input: one clear line, not a traceback
         sys.exit(f"error: {e}")
+    if hasattr(trainer.train_dataset, "__len__") and len(trainer.train_dataset) == 0:
+        sys.exit(  # TRL drops examples that truncation left with nothing to train on; torch then fails obscurely
+            f"error: no example of {script_args.dataset_name} has an assistant token left within --max_length "
+            f"{training_args.max_length}: raise it (the instructions and the tool list alone take hundreds of tokens)"
+        )
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.save_metrics("train", result.metrics)  # OUTPUT_DIR/train_results.json: train_loss etc. for callers
