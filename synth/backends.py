@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 
 import orjson
 
@@ -14,16 +16,25 @@ from .llm import Completion, PermanentLLMError, Sampling, TransientLLMError, pri
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
+_REASONING_MODEL = re.compile(r"^(openai/)?(o\d|gpt-5)")
+
+
 def request_body(model: str, messages: list[dict], sampling: Sampling, json_schema: dict | None) -> dict:
     """The chat completion request body; optional fields only when set, so any compatible server accepts it."""
-    body = {
-        "model": model,
-        "messages": messages,
-        "temperature": sampling.temperature,
-        "max_tokens": sampling.max_tokens,
-    }
-    if sampling.top_p != 1.0:
-        body["top_p"] = sampling.top_p
+    if _REASONING_MODEL.match(model):
+        # OpenAI's o-series and gpt-5 take max_completion_tokens and reject temperature, top_p and stop;
+        # the agent does not rely on stop: parse_turn cuts a turn at an invented <tool_response> anyway
+        body = {"model": model, "messages": messages, "max_completion_tokens": sampling.max_tokens}
+        sampling = replace(sampling, stop=())
+    else:
+        body = {
+            "model": model,
+            "messages": messages,
+            "temperature": sampling.temperature,
+            "max_tokens": sampling.max_tokens,
+        }
+        if sampling.top_p != 1.0:
+            body["top_p"] = sampling.top_p
     if sampling.seed is not None:
         # equal params with equal seeds would repeat one sample; the index keeps the k samples apart
         body["seed"] = sampling.seed + sampling.sample_index

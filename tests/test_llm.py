@@ -86,6 +86,14 @@ def test_default_sampling_sends_only_the_usual_fields_and_the_key(openai_server,
     assert openai_server.request_headers[0]["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize("model", ["o3-mini", "gpt-5-mini"])
+def test_openai_reasoning_models_get_max_completion_tokens_and_no_sampling_fields(openai_server, transport, model):
+    llm = make_llm(f"openai:{model}", api_base=openai_server.base_url, transport=transport)
+    complete(llm, Sampling(temperature=0.6, top_p=0.9, max_tokens=77, stop=("<tool_response>",)))
+    sent = openai_server.requests[0]
+    assert sent["max_completion_tokens"] == 77
+    assert not {"max_tokens", "temperature", "top_p", "stop"} & set(sent)
+
 def test_cost_comes_from_the_local_price_map(openai_server):
     openai_server.queue(Reply(text="x", usage={"prompt_tokens": 1000, "completion_tokens": 1000}))
     got = complete(make_llm("openai/gpt-4o-mini", api_base=openai_server.base_url))
