@@ -70,8 +70,8 @@ def crawl(cfg: CrawlConfig, on_page: Callable[[dict], None] | None = None) -> di
         roots=",".join(cfg.roots),
         max_depth=cfg.max_depth,
         max_pages=cfg.max_pages,
-        allow=",".join(cfg.allow),
-        deny=",".join(cfg.deny),
+        allow=tuple(cfg.allow),  # a list, not a joined string: regexes may contain commas ({2,3})
+        deny=tuple(cfg.deny),
         same_site=str(cfg.same_site),
     )
     process.start()

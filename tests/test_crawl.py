@@ -182,6 +182,15 @@ def test_wdtk_crawl_from_any_directory_writes_shards_and_a_summary(site_server, 
     assert "nothing new to crawl" in again.stdout or "crawled 0 pages" in again.stdout
 
 
+def test_wdtk_crawl_takes_patterns_with_commas(site_server, tmp_path):
+    """Each --deny is one regex: `{1,2}` must not be split at its comma (the spider's -a form is comma-joined)."""
+    out = tmp_path / "crawl"
+    proc = wdtk("crawl", site_server + "/", "-o", str(out), "--max-pages", "60", "--no-throttle",
+                "--deny", r"/categor(y){1,2}/", cwd=tmp_path, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = list(read_records(out / "pages", kind="page"))
+    assert len(records) == 60 and not any(path_of(r["final_url"]).startswith("/category/") for r in records)
+
 def test_interrupted_crawl_resumes_without_refetching(fresh_site_server, full_crawl, tmp_path):
     server, base = fresh_site_server
     out = tmp_path / "crawl"

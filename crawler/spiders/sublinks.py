@@ -11,7 +11,7 @@ same command with `-s JOBDIR=DIR` both times.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 
 import scrapy
@@ -23,7 +23,10 @@ from ..items import PageItem
 from ..scope import Scope, canonical
 
 
-def _split(value: str | None) -> tuple[str, ...]:
+def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    """`-a` values are comma-separated strings; `wdtk crawl` passes lists, so its regexes may contain commas."""
+    if isinstance(value, list | tuple):
+        return tuple(value)
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
@@ -53,8 +56,8 @@ class SublinksSpider(scrapy.Spider):
         roots: str = "",
         max_depth: int = 3,
         max_pages: int = 1000,
-        allow: str = "",
-        deny: str = "",
+        allow: str | Sequence[str] = "",
+        deny: str | Sequence[str] = "",
         same_site: str = "true",
         **kwargs,
     ) -> None:
