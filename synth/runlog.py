@@ -14,25 +14,25 @@ from pathlib import Path
 
 from .. import __version__
 
-_SECRET_OPTION = re.compile(r"^--?[\w-]*(key|token|secret|password)[\w-]*$", re.IGNORECASE)
-_SECRET_VALUE = re.compile(r"\b(sk-[A-Za-z0-9_-]{8,}|hf_[A-Za-z0-9]{8,}|Bearer\s+\S+)")
-REDACTED = "<redacted>"
+_SECRET_FLAG = re.compile(r"^--?[\w-]*(api[-_]?key|token(?!s)|secret|passw(or)?d|credential|auth)[\w-]*$", re.I)
+_SECRET_ASSIGN = re.compile(r"^(\w*(?:token|key|secret|password)\w*=).+", re.I)  # HF_TOKEN=..., --set API_KEY=...
+# provider keys (sk-..., hf_..., GitHub and Slack tokens), Bearer tokens, and credentials in URLs (user:pass@host)
+_SECRET_TEXT = re.compile(
+    r"\b(?:hf|sk|ghp|gho|github_pat|xox[abp])[-_][\w-]{8,}|Bearer\s+\S+|(?<=://)[^/@\s]+(?=@)"
+)
+REDACTED = "REDACTED"  # shell-safe: commands are shown shlex-joined
 
 
 def redact(argv: list[str]) -> list[str]:
-    """argv with secret option values and key-shaped strings replaced."""
+    """argv with secrets replaced: values of --api-key/--token-like options, NAME_TOKEN=..., key-shaped strings."""
     out, hide_next = [], False
     for arg in argv:
-        if hide_next:
-            out.append(REDACTED)
-            hide_next = False
-            continue
-        name, eq, _ = arg.partition("=")
-        if _SECRET_OPTION.match(name):
-            out.append(f"{name}={REDACTED}" if eq else arg)
-            hide_next = not eq
-            continue
-        out.append(_SECRET_VALUE.sub(REDACTED, arg))
+        flag, eq, _ = arg.partition("=")
+        if hide_next or (eq and _SECRET_FLAG.match(flag)):
+            arg, hide_next = REDACTED if hide_next else f"{flag}={REDACTED}", False
+        elif _SECRET_FLAG.match(arg):
+            hide_next = True
+        out.append(_SECRET_TEXT.sub(REDACTED, _SECRET_ASSIGN.sub(rf"\1{REDACTED}", arg)))
     return out
 
 

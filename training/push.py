@@ -12,8 +12,6 @@ column is Arrow JSON (a list of JSON for a list column), which `datasets` decode
 from __future__ import annotations
 
 import json
-import re
-import shlex
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -27,16 +25,10 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..schemas import RecordError, read_records
 from ..schemas.formats import ROW_GROUP
+from .card import MARKER, render_card
 
 JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
-DEFAULT_CONFIG = "sft"  # the training set proper; without it, the first config present
-TAGS = ["web-agent", "synthetic", "tool-use", "wdtk"]
-TASK_CATEGORIES = ["question-answering", "text-generation"]
-MARKER = "<!-- written by wdtk push: every push rewrites this card and data/ -->"
 PROVENANCE = ("model", "prompt_version", "wdtk_version")
-_SECRET_FLAG = re.compile(r"^--?[\w-]*(api[-_]?key|token(?!s)|secret|passw(or)?d|credential|auth)[\w-]*$", re.I)
-_SECRET_ASSIGN = re.compile(r"^(\w*(?:token|key|secret|password)\w*=).+", re.I)  # HF_TOKEN=..., --set API_KEY=...
-_SECRET_TEXT = re.compile(r"\b(?:hf|sk|ghp|gho|github_pat|xox[abp])[-_][\w-]{8,}|(?<=://)[^/@\s]+(?=@)")
 NO_TOKEN = "no Hugging Face token: set HF_TOKEN or run `hf auth login` (or give only --local-dir to write the tree)"
 
 
@@ -156,123 +148,6 @@ def build_repo(
         raise FileNotFoundError(f"nothing to push from {run}: " + "; ".join(warnings))
     (out / "README.md").write_text(render_card(run, configs, prov, repo_id=repo_id, license=license), encoding="utf-8")
     return {"configs": configs, "warnings": warnings}
-
-
-CARD = """---
-{header}---
-{marker}
-
-# {name}
-
-Training data for web-search agents, made with wdtk {version} from the run `{run}`.
-
-| config | rows | files | source | JSON columns |
-|---|---|---|---|---|
-{configs}
-
-```python
-from datasets import load_dataset
-
-ds = load_dataset("{repo_id}", "{default}", split="train")
-```
-
-JSON columns hold values whose keys or types vary from row to row (tool-call arguments, tool schemas, meta): Arrow
-JSON, which `datasets` >= 4 returns as the original objects and other Parquet readers as JSON text (`json.loads` it).
-`datasets` reads their numbers with pandas' fast parser, which can change a float's last digit (0.7 may come back as
-0.7000000000000001); `json.loads` on the text is exact. A field a record lacks is null in its column.
-
-## Funnel
-
-| stage | in | kept | dropped |
-|---|---|---|---|
-{stages}
-{totals}
-## Provenance
-
-- Models: {model}
-- Judge: {judge}
-- Prompt versions: {prompt_version}
-- wdtk versions of the records: {wdtk_version}; pushed with wdtk {version}
-- Commands that made it: {commands}
-"""
-
-
-def render_card(run: Path, configs: dict, prov: dict, *, repo_id: str | None, license: str = "unknown") -> str:
-    """The dataset card: YAML metadata with the `configs:` block, then counts, funnel figures and provenance."""
-    import yaml
-
-    default = DEFAULT_CONFIG if DEFAULT_CONFIG in configs else next(iter(configs))
-    name = repo_id.split("/")[-1] if repo_id else run.resolve().name
-    entries = [{"config_name": c, "data_files": [{"split": "train", "path": f"data/{c}/train-*"}]} for c in configs]
-    header = {"license": license, "pretty_name": name, "tags": TAGS, "task_categories": TASK_CATEGORIES}
-    header["configs"] = [e | {"default": True} if e["config_name"] == default else e for e in entries]
-    cells = [(n, c["rows"], c["files"], c["source"], ", ".join(c["json_columns"]) or "-") for n, c in configs.items()]
-    funnel = _load_json(run / "funnel" / "summary.json")
-    totals = (
-        "\n{trajectories} trajectories for {questions} questions: {kept} kept, answering {questions_kept} questions; "
-    )
-    totals = totals.format_map(
-        {k: funnel.get(k, "?") for k in ("trajectories", "questions", "kept", "questions_kept")}
-    )
-    totals += (
-        f"{funnel.get('rl_pool', '?')} questions with no kept trajectory went to the RL pool.\n" if funnel else ""
-    )
-    listing = {k: ", ".join(f"`{v}`" for v in sorted(values)) or "not recorded" for k, values in prov.items()}
-    commands = "".join(f"\n  - {c}" for c in _commands(run)) or "not recorded (no commands.jsonl)"
-    return CARD.format(
-        header=yaml.safe_dump(header, sort_keys=False), marker=MARKER, name=name, version=__version__, default=default,
-        run=run.resolve().name, configs="\n".join("| " + " | ".join(map(str, row)) + " |" for row in cells),
-        repo_id=repo_id or "ORG/NAME", stages="\n".join(_stage_rows(run, funnel)), totals=totals if funnel else "",
-        judge=_judge(funnel), commands=commands, **listing,
-    )  # fmt: skip
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RecordError(f"invalid JSON summary: {e}", path=path) from None
-
-
-def _stage_rows(run: Path, funnel: dict) -> list[str]:
-    """One table row per stage summary: synthesis stages, filter, sampling, then the funnel's three stages."""
-    paths = [*sorted(run.glob("synth/*/summary.json")), run / "filter/summary.json", run / "sample/summary.json"]
-    stages = [(p.parent.relative_to(run).as_posix(), s) for p in paths if (s := _load_json(p))]
-    rows = []
-    for name, s in stages + [(f"funnel/{s.get('name')}", s) for s in funnel.get("stages", [])]:
-        reasons = ", ".join(f"{k} {n}" for k, n in (s.get("dropped") or s.get("rejected") or {}).items()) or "-"
-        rows.append(f"| {name} | {s.get('in', s.get('items', '?'))} | {s.get('kept', '?')} | {reasons} |")
-    return rows or ["| (no stage summaries) | | | |"]
-
-
-def _judge(funnel: dict) -> str:
-    judge, agree = funnel.get("judge") or {}, funnel.get("judge_agreement") or {}
-    if judge.get("method") != "llm":
-        return {"exact": "exact match against the gold answer"}.get(judge.get("method"), "not recorded")
-    text = f"LLM judge `{judge.get('model')}`, prompt version `{judge.get('prompt_version')}`"
-    return text + (f"; agrees with exact match on {agree['agree_with_exact']} of {agree['judged']}" if agree else "")
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """`argv` with secrets replaced: values of --api-key/--token-like options, NAME_TOKEN=..., token-like strings."""
-    out, hide_next = [], False
-    for arg in argv:
-        flag, eq, _ = arg.partition("=")
-        if hide_next or (eq and _SECRET_FLAG.match(flag)):
-            arg, hide_next = "REDACTED" if hide_next else f"{flag}=REDACTED", False
-        elif _SECRET_FLAG.match(arg):
-            hide_next = True
-        out.append(_SECRET_TEXT.sub("REDACTED", _SECRET_ASSIGN.sub(r"\1REDACTED", arg)))
-    return out
-
-
-def _commands(run: Path) -> list[str]:
-    path, lines = run / "commands.jsonl", []
-    for c in read_records(path) if path.is_file() else []:
-        argv = redact_argv([str(a) for a in c.get("argv", [])])
-        argv = argv[1:] if argv and Path(argv[0]).name == "wdtk" else argv  # not the executable's local path
-        lines.append(f"`wdtk {shlex.join(argv)}` ({c.get('started', '?')}, wdtk {c.get('wdtk_version', '?')})")
-    return lines
 
 
 def push(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False, *,
