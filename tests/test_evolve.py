@@ -272,3 +272,34 @@ def test_bad_options_fail_with_one_clear_line(qa_run, tmp_path, extra, message):
     args = evolve_args(tmp_path, tmp_path / "base", seeds, "http://127.0.0.1:9/v1", "--search", search, *extra)
     result = CliRunner().invoke(evolve_cmd, args)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_training_subprocess_dies_with_a_killed_evolve(tmp_path):
+    """A SIGKILLed evolve must not leave its training running (and a rerun training alongside it)."""
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys, time\n"
+        "from wdtk.training.evolve import _die_with_parent\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'],\n"
+        "                         preexec_fn=_die_with_parent)\n"
+        f"open({str(pid_file)!r}, 'w').write(str(child.pid))\n"
+        "time.sleep(60)\n"
+    )])  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        with open(f"/proc/{child}/stat") as f:  # a zombie (dead, not yet reaped by init) counts as gone
+            if f.read().split(") ")[1].startswith("Z"):
+                return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    raise AssertionError("the training subprocess outlived its parent")

@@ -53,6 +53,15 @@ STEPS = ("sample", "funnel", "sft_set", "train", "eval")
 SERVE = {"local": "local:", "vllm": "vllm:", "endpoint": "openai:"}  # how a checkpoint path becomes a model string
 
 
+
+def _die_with_parent() -> None:
+    """In the training subprocess: be killed when evolve dies, so a killed run leaves no training running (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
 @dataclass(frozen=True)
 class EvolveConfig:
     """The options that define a run: a resume with other values would mix two experiments."""
@@ -274,7 +283,7 @@ class Evolution:
         cmd += shlex.split(self.sft_args)  # last: the user's values win
         click.echo(f"round {r} train: {shlex.join(cmd)}\n  log -> {log}")
         with log.open("w") as f:
-            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT).returncode
+            code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent).returncode
         text = log.read_text(errors="replace")
         if code:
             tail = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
