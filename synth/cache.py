@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import random
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -82,9 +84,23 @@ class ResponseCache:
         if getattr(local, "db", None) is not None and local.pid == os.getpid():
             return local.db
         db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(SCHEMA)
+        _setup(db)
         db.isolation_level = "DEFERRED"  # back to implicit transactions, so `with db:` commits each put
         local.db, local.pid = db, os.getpid()
         return db
+
+
+def _setup(db: sqlite3.Connection, patience: float = 60.0) -> None:
+    """WAL mode and the table. Switching a new file to WAL takes an exclusive lock, and SQLite reports a rival's
+    lock at once instead of waiting out the busy timeout: so two workers opening a new cache together retry here."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(SCHEMA)
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(random.uniform(0.005, 0.05))

@@ -159,6 +159,32 @@ def test_cache_is_shared_by_processes_writing_at_once(tmp_path):
     assert len(cache) == 300 and cache.get("b-99").text == "99"
 
 
+def _open_at_once(path, name, barrier, errors) -> None:
+    try:
+        barrier.wait()
+        cache = ResponseCache(path)  # both processes turn the new file to WAL at the same moment
+        for i in range(20):
+            cache.put(f"{name}-{i}", Completion(text=str(i)))
+    except Exception as exc:  # reported to the test, which fails on it
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_workers_opening_a_new_cache_at_once_do_not_fail(tmp_path):
+    """Two Dask workers create the cache file together: switching it to WAL must wait, not fail as 'locked'."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for trial in range(15):
+        path, barrier = tmp_path / f"c{trial}.sqlite", ctx.Barrier(2)
+        procs = [ctx.Process(target=_open_at_once, args=(path, n, barrier, errors)) for n in "ab"]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert errors.empty(), errors.get()
+        assert len(ResponseCache(path)) == 40
+
 def test_cache_key_covers_every_input():
     base = ("llm", ask("q"), Sampling(), "v1", SCHEMA)
     key = cache_key(*base)
