@@ -110,7 +110,15 @@ def test_without_a_judge_exact_match_and_f1_decide(sampled, tmp_path):
 
 @pytest.fixture(scope="module")
 def good(sampled) -> dict:
-    return next(t for t in read_records(sampled / "funnel" / "records") if t["stats"]["actions"] == 2)
+    """A rollout of the "good" plan: searched, visited, answered right."""
+    rollouts = read_records(sampled / "sample" / "records")
+    return next(
+        t
+        for t in rollouts
+        if t["stats"]["actions"] == 2
+        and t.get("prediction") == t["answer"]
+        and "never-linked" not in str(t["messages"])
+    )
 
 
 def test_validity_catches_broken_structure(good):
@@ -173,3 +181,16 @@ def test_funnel_writes_the_exports_and_wdtk_export_rewrites_them(sampled, tmp_pa
     again = CliRunner().invoke(main, ["export", str(tmp_path / "funnel"), "-o", str(tmp_path / "export")])
     assert again.exit_code == 0 and f"sft {len(kept)}, webdancer {len(kept)}, rl {len(pool)}" in again.output
     assert len(list(read_records(tmp_path / "export" / "webdancer"))) == len(kept)
+
+
+def test_the_report_shows_what_the_funnel_dropped(sampled):
+    from wdtk.filters.report import gather
+    from wdtk.filters.report_html import render
+
+    run([sampled / "sample" / "records"], sampled / "funnel", FunnelConfig(), Judge(None))
+    figures = gather(sampled)
+    drops = {d["stage"]: d["reasons"] for d in figures["drops"]}
+    summary = json.loads((sampled / "funnel" / "summary.json").read_text())
+    assert drops["Funnel: validity"] == summary["stages"][0]["dropped"]
+    assert drops["Funnel: format errors by kind"] == summary["format_errors"]
+    assert "format errors by kind" in render(figures)
