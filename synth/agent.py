@@ -12,6 +12,7 @@ stored is exactly what the model saw. Sampling, evaluation and RL rollouts all r
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 
@@ -82,9 +83,13 @@ class Agent:
                 stop=STOP,
                 sample_index=sample_index,
             )
-            completion = await self.client.chat(
-                prompt, sampling, prompt_version=self.instructions.version, stage="agent"
-            )
+            try:  # the wall-time budget cuts a slow call short too, not only the turns after it
+                async with asyncio.timeout(cfg.max_seconds - (time.monotonic() - started)):
+                    completion = await self.client.chat(
+                        prompt, sampling, prompt_version=self.instructions.version, stage="agent"
+                    )
+            except TimeoutError:
+                return _end(rollout, "time_limit", f"over {cfg.max_seconds:g} s (in an LLM call)", started)
             used = completion.prompt_tokens + completion.completion_tokens
             stats["llm_calls"] += 1
             stats["tokens"] += used
@@ -103,7 +108,14 @@ class Agent:
                 return _end(rollout, "format_error", turn.error + cut, started)
             call_id = f"call_{stats['actions']}"
             messages.append(assistant_message(turn, call_id))
-            observation = await self.act(turn.call)
+            try:
+                async with asyncio.timeout(cfg.max_seconds - (time.monotonic() - started)):
+                    observation = await self.act(turn.call)
+            except TimeoutError:
+                messages.pop()  # the call that got no response: a trajectory never ends on an unanswered call
+                return _end(
+                    rollout, "time_limit", f"over {cfg.max_seconds:g} s (in a {turn.call['name']} call)", started
+                )
             stats["actions"] += 1
             messages.append(
                 {"role": "tool", "name": turn.call["name"], "tool_call_id": call_id, "content": observation}

@@ -223,3 +223,11 @@ def test_unknown_tool_response_is_never_taken_from_the_model(openai_server, qa_r
     rollout = asyncio.run(agent_for(openai_server, qa_run).run(question))
     assert "Atlantis" not in rollout.messages[3]["content"]
     assert rollout.messages[3]["content"].startswith("A search for 'q'")
+
+
+def test_the_wall_time_budget_cuts_a_slow_call_short(openai_server, qa_run, qa_seeds):
+    openai_server.queue(Reply.slow(20))
+    rollout = asyncio.run(agent_for(openai_server, qa_run, max_seconds=0.5).run(qa_seeds[0]["problem"]))
+    assert rollout.termination == "time_limit" and "in an LLM call" in rollout.detail
+    assert rollout.stats["seconds"] < 10  # cut, not waited out: the reply would take 20 s
+    assert [m["role"] for m in rollout.messages] == ["system", "user"]
