@@ -231,3 +231,48 @@ def test_the_wall_time_budget_cuts_a_slow_call_short(openai_server, qa_run, qa_s
     assert rollout.termination == "time_limit" and "in an LLM call" in rollout.detail
     assert rollout.stats["seconds"] < 10  # cut, not waited out: the reply would take 20 s
     assert [m["role"] for m in rollout.messages] == ["system", "user"]
+
+
+def test_a_sigkilled_wdtk_sample_finishes_with_every_rollout_once(openai_server, qa_run, qa_seeds, tmp_path):
+    """A real kill mid-run: the rerun keeps the finished partitions, replays completed calls from the cache, and
+    ends with each question's rollouts exactly once."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    openai_server.responder = AgentModel({s["problem"]: s["answer"] for s in qa_seeds})
+    openai_server.latency = 0.1
+
+    def cmd(out):
+        return [sys.executable, "-m", "wdtk.cli", "sample", str(qa_run / "seeds.jsonl"), "--dir", str(tmp_path),
+                "-o", str(out), "--search", f"bm25:{qa_run / 'index'}", "--model", "openai:agent-model",
+                "--api-base", openai_server.base_url, "--workers", "0", "--partition-size", "1",
+                "--concurrency", "2"]  # fmt: skip
+
+    clean = subprocess.run(cmd(tmp_path / "clean"), capture_output=True, text=True, timeout=120)
+    assert clean.returncode == 0, clean.stderr[-2000:]
+    calls_clean = openai_server.request_count
+    (tmp_path / "llm_cache.sqlite").unlink()  # the killed run starts with an empty cache, as the clean one did
+    openai_server.reset()
+    killed = subprocess.Popen(cmd(tmp_path / "out"), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "out" / "done").glob("*.json")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    while openai_server.request_count < calls_clean // 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert not (tmp_path / "out" / "summary.json").exists()
+    before = openai_server.request_count
+    rerun = subprocess.run(cmd(tmp_path / "out"), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert "partitions resumed" in rerun.stdout
+    records = list(read_records(tmp_path / "out" / "records", kind="trajectory"))
+    assert sorted((r["question_id"], r["rollout"]) for r in records) == sorted(
+        (r["question_id"], r["rollout"]) for r in read_records(tmp_path / "clean" / "records")
+    )
+    assert openai_server.request_count - before < calls_clean  # finished work was not redone
+    # paid twice: at most the 2 calls in flight at the kill; and a clean run's own count varies by a few, since
+    # concurrent rollouts reading the same page may or may not find its extraction in the cache yet
+    assert openai_server.request_count <= calls_clean + 8
