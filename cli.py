@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .synth.commands import run_dir_option
 
 
 def _fail_on_record_errors(fn):
@@ -32,10 +34,32 @@ ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel"
          "evolve", "validate")  # fmt: skip
 
 
+# Stage commands live beside their stages and are imported only when used: several pull in pyarrow, numpy or
+# the agent, which `wdtk crawl` or `wdtk --version` should not pay for at start-up.
+LAZY = {
+    "synth": "wdtk.synth.commands:synth",
+    "index": "wdtk.synth.commands:index",
+    "sample": "wdtk.synth.commands:sample",
+    "filter": "wdtk.filters.commands:filter_cmd",
+    "funnel": "wdtk.filters.commands:funnel_cmd",
+    "export": "wdtk.filters.commands:export_cmd",
+    "report": "wdtk.filters.report:report_cmd",
+    "push": "wdtk.training.push:push_cmd",
+    "eval": "wdtk.training.evaluate:eval_cmd",
+    "evolve": "wdtk.training.evolve:evolve_cmd",
+}
+
+
 class PipelineGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
-        names = super().list_commands(ctx)
+        names = {*super().list_commands(ctx), *LAZY}
         return sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY and name not in self.commands:
+            module, attr = LAZY[name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attr), name)
+        return super().get_command(ctx, name)
 
 
 @click.group(cls=PipelineGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -227,13 +251,7 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 
 
 @main.command()
-@click.option(
-    "--dir",
-    "run_dir",
-    default=Path("runs/demo"),
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Where the site, the crawl and later stages' outputs go.",
-)
+@run_dir_option("Where the site, the crawl and later stages' outputs go.")
 @click.option("--pages", default=300, type=click.IntRange(50, 100_000), help="Size of the generated site.")
 @click.option("--seed", default=0, type=int, help="Seed of the generated site.")
 @click.option("--max-pages", default=200, type=click.IntRange(1), help="Pages to crawl.")
@@ -349,16 +367,16 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
 def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
     """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
     from .synth.agent import AgentConfig
-    from .synth.commands import _backends, _run_synth_stage
+    from .synth.commands import run_with_progress, stage_backends
     from .synth.trajectories import SampleConfig, run
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
     agent = AgentConfig(max_calls=4, max_new_tokens=256, max_context_tokens=4096) if small else AgentConfig()
-    backends, opts = _backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **_SMALL)
+    backends, opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **_SMALL)
     out, cfg = run_dir / "sample", SampleConfig(rollouts=rollouts, agent=agent)
     sources = [run_dir / "filter" / "records"]
-    return _run_synth_stage("sample", out, True, lambda p: run(sources, out, cfg, backends, opts, questions, p))
+    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, opts, questions, p))
 
 
 def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:
@@ -378,29 +396,6 @@ def _demo_report(run_dir: Path) -> Path:
     click.echo(f"[7/7] report -> {out}")
     return out
 
-
-def _register_stage_commands() -> None:
-    """Stage command groups that live beside their stages."""
-    from .filters.commands import export_cmd, filter_cmd, funnel_cmd
-    from .filters.report import report_cmd
-    from .synth.commands import index, sample, synth
-    from .training.evaluate import eval_cmd
-    from .training.evolve import evolve_cmd
-    from .training.push import push_cmd
-
-    main.add_command(synth)
-    main.add_command(index)
-    main.add_command(sample)
-    main.add_command(filter_cmd)
-    main.add_command(funnel_cmd)
-    main.add_command(export_cmd)
-    main.add_command(push_cmd)
-    main.add_command(eval_cmd)
-    main.add_command(evolve_cmd)
-    main.add_command(report_cmd)
-
-
-_register_stage_commands()
 
 if __name__ == "__main__":
     main()

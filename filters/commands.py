@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..synth.commands import run_dir_option
+
 
 @click.command("filter", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
@@ -128,12 +130,8 @@ def judge_options(fn):
 
 @click.command("funnel", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--dir",
-    "run_dir",
-    default=Path("runs/demo"),
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory: default input DIR/sample/records, QA DIR/filter/records, output DIR/funnel and DIR/export.",
+@run_dir_option(
+    "Run directory: default input DIR/sample/records, QA DIR/filter/records, output DIR/funnel and DIR/export."
 )
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/funnel.")
 @judge_options
@@ -190,15 +188,15 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
         summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
-    _print_funnel(summary, out_dir)
+    print_funnel(summary, out_dir)
     if export:
         from .export import run as export_run
 
-        _print_export(export_run(out_dir, run_dir / "export"), run_dir / "export")
+        print_export(export_run(out_dir, run_dir / "export"), run_dir / "export")
     return summary
 
 
-def _print_export(counts: dict, out_dir: Path) -> None:
+def print_export(counts: dict, out_dir: Path) -> None:
     rows = ", ".join(f"{k} {counts[k]}" for k in ("sft", "webdancer", "rl"))
     click.echo(f"  exports -> {out_dir}: {rows} rows (sft: TRL messages + tools; webdancer: chatml text; rl: pool)")
 
@@ -219,10 +217,10 @@ def export_cmd(funnel_dir: Path, out_dir: Path) -> None:
         counts = run(funnel_dir, out_dir)
     except RecordError as exc:
         raise click.ClickException(str(exc)) from None
-    _print_export(counts, out_dir)
+    print_export(counts, out_dir)
 
 
-def _print_funnel(summary: dict, out_dir: Path) -> None:
+def print_funnel(summary: dict, out_dir: Path) -> None:
     click.echo(f"funnel: {summary['trajectories']} trajectories of {summary['questions']} questions")
     for stage in summary["stages"]:
         dropped = ", ".join(f"{k} {v}" for k, v in stage["dropped"].items()) or "none dropped"

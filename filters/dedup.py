@@ -12,12 +12,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import islice
 
 import numpy as np
 
 from wdtk.filters import minhash as mh
 from wdtk.filters.minhash import normalize_text
+from wdtk.synth.parallel import batched
 
 __all__ = ["DedupConfig", "dedup", "hashfunc", "keys", "lsh_params", "normalize_text", "shingles", "signatures"]
 
@@ -143,9 +143,8 @@ def dedup(
     marked here, so memory stays bounded by `ahead` batches and the result is the same as in one process.
     """
     state = _Deduper(cfg)
-    it = iter(records)
     pending: deque = deque()
-    while batch := list(islice(it, batch_size)):
+    for batch in batched(records, batch_size):
         texts = [text_of(r) for r in batch]
         pending.append((batch, client.submit(keys, texts, cfg, pure=False) if client else keys(texts, cfg)))
         while pending and (len(pending) > (ahead if client else 0)):

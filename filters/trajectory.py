@@ -20,10 +20,10 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from ..schemas import ShardWriter, read_records
+from ..synth.parallel import batched
 from ..synth.react import check_call, parse_turn, render_assistant
 from ..synth.text import contains, is_number
 from .judge import Judge
@@ -141,7 +141,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
     agreement = Counter()
     writers = {n: ShardWriter(out_dir / n, kind=k) for n, k in _OUTPUTS.items()}
     with writers["records"], writers["rejects"], writers["judgements"]:
-        for chunk in _chunks(read_all(sources), batch):
+        for chunk in batched(read_all(sources), batch):
             entered["validity"] += len(chunk)
             valid = []
             for t in chunk:
@@ -202,11 +202,6 @@ _OUTPUTS = {"records": "trajectory", "rejects": None, "judgements": "judgement"}
 def read_all(sources: Iterable[Path]) -> Iterator[dict]:
     for source in sources:
         yield from read_records(source, kind="trajectory")
-
-
-def _chunks(records: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    while chunk := list(islice(records, size)):
-        yield chunk
 
 
 async def _judge_all(judge: Judge, trajectories: list[dict]) -> list[dict]:

@@ -8,7 +8,14 @@ from pathlib import Path
 import click
 
 
-def _llm_options(fn):
+def run_dir_option(help: str):
+    """--dir RUN: the run directory a command reads its inputs from and writes its stage into."""
+    return click.option(
+        "--dir", "run_dir", default=Path("runs/demo"), type=click.Path(file_okay=False, path_type=Path), help=help
+    )
+
+
+def llm_options(fn):
     for option in reversed(
         [
             click.option(
@@ -51,7 +58,7 @@ def _llm_options(fn):
     return fn
 
 
-def _backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
+def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
     from .parallel import Backends, RunOptions
 
     concurrency, timeout = opts["concurrency"], 120.0
@@ -77,7 +84,7 @@ def _backends(run_dir: Path, model: str, api_base: str | None, search: str | Non
     return backends, run_opts
 
 
-def _run_synth_stage(name: str, out_dir: Path, restart: bool, call) -> dict:
+def run_with_progress(name: str, out_dir: Path, restart: bool, call) -> dict:
     """Run one stage with a progress bar, turning resumable failures into one clear line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -115,16 +122,10 @@ def _print_stage_summary(summary: dict, out_dir: Path) -> None:
 
 
 @click.group(invoke_without_command=True, context_settings={"show_default": True})
-@click.option(
-    "--dir",
-    "run_dir",
-    default=Path("runs/demo"),
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Working directory: reads crawl/pages and index/, writes synth/.",
-)
+@run_dir_option("Working directory: reads crawl/pages and index/, writes synth/.")
 @click.option("--rewrites", default=3, type=click.IntRange(0), help="E2HQA rounds on top of CRAWLQA (0: none).")
 @click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
-@_llm_options
+@llm_options
 @click.pass_context
 def synth(
     ctx: click.Context,
@@ -176,11 +177,11 @@ def synthesise(
         hint = f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`"
         raise click.ClickException(f"no crawled pages in {pages}: {hint}")
     index = _ensure_index(pages, run_dir / "index")
-    backends, run_opts = _backends(run_dir, model, api_base, f"bm25:{index}", **opts)
+    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{index}", **opts)
     out = run_dir / "synth"
     cfg = crawlqa_cfg or crawlqa.CrawlQAConfig()
     summaries = {
-        "crawlqa": _run_synth_stage(
+        "crawlqa": run_with_progress(
             "crawlqa",
             out / "crawlqa",
             restart,
@@ -191,7 +192,7 @@ def synthesise(
         seeds = out / "e2hqa_seeds.jsonl"
         write_records([*read_records(out / "crawlqa" / "records"), *extra_seeds], seeds)
         e2cfg = e2hqa_cfg or e2hqa.E2HQAConfig(rewrites=rewrites)
-        summaries["e2hqa"] = _run_synth_stage(
+        summaries["e2hqa"] = run_with_progress(
             "e2hqa",
             out / "e2hqa",
             restart,
@@ -216,7 +217,7 @@ _stage_out = click.option(
 @click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
 @click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
 @click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
-@_llm_options
+@llm_options
 def crawlqa_cmd(
     pages: Path,
     out_dir: Path,
@@ -233,8 +234,8 @@ def crawlqa_cmd(
 
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
-    backends, run_opts = _backends(out_dir, model, api_base, None, **opts)
-    _run_synth_stage(
+    backends, run_opts = stage_backends(out_dir, model, api_base, None, **opts)
+    run_with_progress(
         "crawlqa", out_dir, restart, lambda p: crawlqa.run(pages, out_dir, cfg, backends, run_opts, max_groups, p)
     )
 
@@ -251,7 +252,7 @@ def crawlqa_cmd(
 )
 @click.option("--rewrites", default=3, type=click.IntRange(1), help="Rounds of entity rewriting per question.")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many seeds.")
-@_llm_options
+@llm_options
 def e2hqa_cmd(
     seeds: Path,
     out_dir: Path,
@@ -266,8 +267,8 @@ def e2hqa_cmd(
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
     from . import e2hqa
 
-    backends, run_opts = _backends(out_dir, model, api_base, search, **opts)
-    _run_synth_stage(
+    backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
+    run_with_progress(
         "e2hqa",
         out_dir,
         restart,
@@ -342,13 +343,7 @@ def agent_config(opts: dict):
 
 @click.command("sample", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--dir",
-    "run_dir",
-    default=Path("runs/demo"),
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.",
-)
+@run_dir_option("Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.")
 @click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/sample.")
 @click.option(
     "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
@@ -356,7 +351,7 @@ def agent_config(opts: dict):
 @click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
 @agent_options
 @click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many questions.")
-@_llm_options
+@llm_options
 def sample(
     sources: tuple[Path, ...],
     run_dir: Path,
@@ -388,6 +383,6 @@ def sample(
     out_dir = out_dir or run_dir / "sample"
     log_command(run_dir)
     agent = agent_config(opts)
-    backends, run_opts = _backends(run_dir, model, api_base, search, **opts)
+    backends, run_opts = stage_backends(run_dir, model, api_base, search, **opts)
     cfg = SampleConfig(rollouts=rollouts, agent=agent)
-    _run_synth_stage("sample", out_dir, restart, lambda p: run(sources, out_dir, cfg, backends, run_opts, limit, p))
+    run_with_progress("sample", out_dir, restart, lambda p: run(sources, out_dir, cfg, backends, run_opts, limit, p))

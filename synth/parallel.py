@@ -59,6 +59,7 @@ class Stage:
     config: object
     kind: str
     backends: Backends
+    tally: Callable[[dict], str] | None = None  # a label per kept record, counted into the summary ("tally")
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ def run_partition(stage: Stage, index: int, items: list[dict], out_dir: str) -> 
         "rejected": dict(Counter(r["reason"] for r in rejects)),
         "usage": usage,
     }
+    if stage.tally is not None:
+        summary["tally"] = dict(Counter(stage.tally(r) for r in kept))
     _write_atomic(done, json.dumps(summary))
     return summary
 
@@ -264,10 +267,11 @@ def _run_dask(stage, tasks, out_dir, opts, progress) -> tuple[list[dict], list[s
 
 def merge_summaries(name: str, summaries: list[dict]) -> dict:
     """One stage summary from its partitions': counts, reject reasons, LLM usage by sub-stage."""
-    rejected: Counter = Counter()
+    rejected, tally = Counter(), Counter()
     usage: dict[str, Counter] = {}
     for s in summaries:
         rejected.update(s["rejected"])
+        tally.update(s.get("tally", {}))
         for sub, numbers in s["usage"].items():
             usage.setdefault(sub, Counter()).update(numbers)
     return {
@@ -278,4 +282,5 @@ def merge_summaries(name: str, summaries: list[dict]) -> dict:
         "kept": sum(s["kept"] for s in summaries),
         "rejected": dict(rejected.most_common()),
         "usage": {sub: dict(c) for sub, c in usage.items()},
+        **({"tally": dict(tally.most_common())} if tally else {}),
     }

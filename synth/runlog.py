@@ -17,9 +17,7 @@ from .. import __version__
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(api[-_]?key|token(?!s)|secret|passw(or)?d|credential|auth)[\w-]*$", re.I)
 _SECRET_ASSIGN = re.compile(r"^(\w*(?:token|key|secret|password)\w*=).+", re.I)  # HF_TOKEN=..., --set API_KEY=...
 # provider keys (sk-..., hf_..., GitHub and Slack tokens), Bearer tokens, and credentials in URLs (user:pass@host)
-_SECRET_TEXT = re.compile(
-    r"\b(?:hf|sk|ghp|gho|github_pat|xox[abp])[-_][\w-]{8,}|Bearer\s+\S+|(?<=://)[^/@\s]+(?=@)"
-)
+_SECRET_TEXT = re.compile(r"\b(?:hf|sk|ghp|gho|github_pat|xox[abp])[-_][\w-]{8,}|Bearer\s+\S+|(?<=://)[^/@\s]+(?=@)")
 REDACTED = "REDACTED"  # shell-safe: commands are shown shlex-joined
 
 

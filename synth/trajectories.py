@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -98,10 +97,14 @@ def run(
     """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary."""
     if not backends.search:
         raise ValueError("sampling needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
-    stage = Stage("sample", sample_question, cfg, "trajectory", backends)
+    stage = Stage("sample", sample_question, cfg, "trajectory", backends, tally=termination)
     summary = run_stage(stage, islice(questions(sources), limit), out_dir, opts, progress)
     (out_dir / "records").mkdir(parents=True, exist_ok=True)  # no questions, no shards: still a (empty) result
-    ends = Counter(t["termination"] for t in read_records(out_dir / "records"))
-    summary["terminations"] = dict(ends.most_common())
+    summary["terminations"] = summary.pop("tally", {})  # counted per partition as it was written
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def termination(trajectory: dict) -> str:
+    """How a rollout ended: what the stage summary counts."""
+    return trajectory["termination"]

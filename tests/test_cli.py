@@ -144,3 +144,12 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
     assert "Funnel" in html and "Judge vs exact match" in html and "<script" not in html
     logged = [json.loads(line) for line in (run_dir / "commands.jsonl").read_text().splitlines()]
     assert logged[0]["argv"][:2] == ["wdtk", "demo"]
+
+
+def test_start_up_imports_no_stage_until_it_is_used():
+    """`wdtk crawl` or `wdtk --version` should not pay for pyarrow, numpy or the agent: stages load on use."""
+    heavy = ("pyarrow", "numpy", "torch", "wdtk.synth.agent", "wdtk.training.evaluate", "wdtk.filters.report")
+    code = f"import sys, wdtk.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert invoke("sample", "--help").exit_code == 0  # and a lazy command still loads when asked for

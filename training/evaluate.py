@@ -38,7 +38,7 @@ from ..filters.judge import Judge, JudgeConfig, judge_client, judge_many
 from ..filters.trajectory import validity_reason
 from ..schemas import RecordError, ShardWriter, read_records, write_records
 from ..synth.agent import AgentConfig
-from ..synth.commands import _backends, _llm_options, _run_synth_stage, agent_config, agent_options
+from ..synth.commands import agent_config, agent_options, llm_options, run_with_progress, stage_backends
 from ..synth.parallel import Backends, batched
 from ..synth.text import is_number, normalize
 from .benchmarks import Question, load_benchmark
@@ -237,7 +237,7 @@ _OUT = "Output: questions.jsonl, rollouts/, judgements/, results.json, results.m
 @judge_options
 @agent_options
 @click.option("--limit", default=None, type=click.IntRange(1), help="Evaluate at most this many questions.")
-@_llm_options
+@llm_options
 def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | None, restart: bool, **opts) -> None:
     """Evaluate an agent (any --model, e.g. a served fine-tune) on BENCHMARK: K rollouts per question, judged.
 
@@ -260,8 +260,8 @@ def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | N
     judge_model, judge_api_base, f1_threshold = (
         opts.pop(n) for n in ("judge_model", "judge_api_base", "f1_threshold")
     )
-    backends, run_opts = _backends(out_dir, opts.pop("model"), opts.pop("api_base"), search, **opts)
-    _run_synth_stage(
+    backends, run_opts = stage_backends(out_dir, opts.pop("model"), opts.pop("api_base"), search, **opts)
+    run_with_progress(
         "eval", out_dir / "rollouts", restart, lambda p: sample_rollouts(source, out_dir, cfg, backends, run_opts, p)
     )
     judge = Judge(

@@ -46,12 +46,18 @@ import click
 from .. import __version__
 from ..filters.commands import judge_options
 from ..synth.agent import AgentConfig
-from ..synth.commands import _backends, _llm_options, _run_synth_stage, agent_config, agent_options
+from ..synth.commands import (
+    agent_config,
+    agent_options,
+    llm_options,
+    run_dir_option,
+    run_with_progress,
+    stage_backends,
+)
 from ..synth.text import normalize
 
 STEPS = ("sample", "funnel", "sft_set", "train", "eval")
 SERVE = {"local": "local:", "vllm": "vllm:", "endpoint": "openai:"}  # how a checkpoint path becomes a model string
-
 
 
 def _die_with_parent() -> None:
@@ -61,6 +67,7 @@ def _die_with_parent() -> None:
         import signal
 
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
 
 @dataclass(frozen=True)
 class EvolveConfig:
@@ -197,7 +204,7 @@ class Evolution:
         if r > 0 and self.cfg.serve == "endpoint":
             api_base = self.endpoints["serve_api_base"]
             check_served(api_base, model.removeprefix("openai:"))
-        backends, opts = _backends(self.root, model, api_base, self.cfg.search, **self.llm_opts)
+        backends, opts = stage_backends(self.root, model, api_base, self.cfg.search, **self.llm_opts)
         if model.startswith("vllm:") and not opts.scheduler:
             opts = replace(opts, workers=1)  # one engine per GPU, in a worker process that exits after the step
         return backends, opts
@@ -221,23 +228,23 @@ class Evolution:
         backends, opts = self.backends(rnd["policy"], rnd["round"])
         cfg, train = SampleConfig(self.cfg.rollouts, self.cfg.agent), [Path(self.state["split"]["train"])]
         name = f"round {rnd['round']} sample"
-        summary = _run_synth_stage(
+        summary = run_with_progress(
             name, out / "sample", False, lambda p: sample(train, out / "sample", cfg, backends, opts, None, p)
         )
         self.release(backends)
         return {"rollouts": summary["kept"], "questions": summary["items"], "terminations": summary["terminations"]}
 
     def funnel(self, rnd: dict, out: Path) -> dict:
-        from ..filters.commands import _print_export, _print_funnel
+        from ..filters.commands import print_export, print_funnel
         from ..filters.export import run as export
         from ..filters.trajectory import FunnelConfig
         from ..filters.trajectory import run as funnel
 
         qa = [Path(self.state["split"]["train"])]
         s = funnel([out / "sample" / "records"], out / "funnel", FunnelConfig(), self.judge(), qa_sources=qa)
-        _print_funnel(s, out / "funnel")
+        print_funnel(s, out / "funnel")
         counts = export(out / "funnel", out / "export")
-        _print_export(counts, out / "export")
+        print_export(counts, out / "export")
         return {
             "trajectories": s["trajectories"],
             "kept": s["kept"],
@@ -301,7 +308,7 @@ class Evolution:
         cfg = EvalConfig(k=self.cfg.eval_k, agent=self.cfg.agent)
         questions, skipped, source = prepare(bench, out / "eval")
         run = lambda p: sample_rollouts(source, out / "eval", cfg, backends, opts, p)  # noqa: E731
-        _run_synth_stage(f"round {r} eval", out / "eval" / "rollouts", False, run)
+        run_with_progress(f"round {r} eval", out / "eval" / "rollouts", False, run)
         self.release(backends)
         overall = score(questions, skipped, out / "eval", self.judge(), describe(bench, cfg, backends))["overall"]
         keys = ("pass@1", "pass@k", "cons@k", "invalid_action_rate", "questions", "rollouts")
@@ -357,8 +364,7 @@ def _is_fraction(text: str) -> bool:
 
 # fmt: off
 @click.command("evolve", context_settings={"show_default": True})
-@click.option("--dir", "run_dir", default=Path("runs/demo"), type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory: search index DIR/index, default questions DIR/filter/records, output DIR/evolve.")
+@run_dir_option("Run directory: search index DIR/index, default questions DIR/filter/records, output DIR/evolve.")
 @click.option("--rounds", default=3, type=click.IntRange(1), help="Rounds in all (a rerun may raise it).")
 @click.option("--base-model", required=True, help="Checkpoint (path or Hub id) that training starts from.")
 @click.option("--questions", multiple=True, type=click.Path(exists=True, path_type=Path),
@@ -380,7 +386,7 @@ def _is_fraction(text: str) -> bool:
                                              "(default: this Python).")
 @click.option("--eval-k", default=3, type=click.IntRange(1), help="Rollouts per held-out question (Pass@1: mean).")
 @agent_options
-@_llm_options
+@llm_options
 # fmt: on
 def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
     """Self-evolution: each round samples with the current model, keeps what the funnel passes, fine-tunes on it

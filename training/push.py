@@ -15,7 +15,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
-from itertools import chain, islice
+from itertools import chain
 from pathlib import Path
 
 import click
@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from .. import __version__
 from ..schemas import RecordError, read_records
 from ..schemas.formats import ROW_GROUP
+from ..synth.parallel import batched
 from .card import MARKER, render_card
 
 JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
@@ -46,9 +47,7 @@ def _sources(run: Path) -> dict[str, tuple[list[Path], str | None, str]]:
 
 
 def _chunks(paths: list[Path], kind: str | None, size: int) -> Iterator[list[dict]]:
-    rows = chain.from_iterable(read_records(p, kind) for p in paths if p.exists())
-    while chunk := list(islice(rows, size)):
-        yield chunk
+    return batched(chain.from_iterable(read_records(p, kind) for p in paths if p.exists()), size)
 
 
 def _exact_type(values: list) -> pa.DataType | None:
