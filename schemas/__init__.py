@@ -22,9 +22,10 @@ a half-written shard. Readers stream: memory does not grow with the file. Every 
 file or record raises `RecordError`, whose str() names the file, line, field and what is wrong.
 """
 
+from .errors import WdtkError
 from .formats import FORMATS
 from .records import ID_LENGTH, KINDS, RecordError, load_schema, record_id, validate
-from .shards import ShardWriter, read_records, write_records
+from .shards import ShardWriter, clear_complete, is_complete, mark_complete, read_records, write_records
 
 __all__ = [
     "FORMATS",
@@ -32,6 +33,10 @@ __all__ = [
     "KINDS",
     "RecordError",
     "ShardWriter",
+    "WdtkError",
+    "clear_complete",
+    "is_complete",
+    "mark_complete",
     "load_schema",
     "read_records",
     "record_id",

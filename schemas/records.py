@@ -11,12 +11,14 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
+from .errors import WdtkError
+
 KINDS: tuple[str, ...] = ("page", "qa", "trajectory", "judgement")
 ID_LENGTH = 16  # hex chars = 64 bits: a collision is ~1e-6 likely at 10M records of one kind
 _MAX_MESSAGE = 200  # jsonschema quotes the offending value; a whole page text would swamp a one-line error
 
 
-class RecordError(ValueError):
+class RecordError(WdtkError, ValueError):
     """A record, line or file that cannot be read, written or validated; str() is a complete one-line message."""
 
     def __init__(

@@ -204,3 +204,28 @@ def _write_file(records: Iterable[dict], dst: Path, kind: str | None) -> Path:
         shard.abort()
         raise
     return shard.commit()
+
+
+# --- completion markers --------------------------------------------------------------------------
+
+COMPLETE = ".complete"  # written last into a shard directory by the stage that filled it
+
+
+def mark_complete(directory: str | Path, **info: object) -> None:
+    """Say that `directory` holds all of its stage's records: the marker is written atomically, after every shard."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f"{COMPLETE}.tmp"
+    tmp.write_text(json.dumps(info, sort_keys=True) + "\n")
+    tmp.replace(directory / COMPLETE)
+
+
+def clear_complete(directory: str | Path) -> None:
+    """Take the marker away before a stage adds to `directory` again (a resumed or extended run)."""
+    (Path(directory) / COMPLETE).unlink(missing_ok=True)
+
+
+def is_complete(directory: str | Path) -> bool:
+    """Whether the stage that writes `directory` finished it (a single file counts as complete)."""
+    directory = Path(directory)
+    return not directory.is_dir() or (directory / COMPLETE).exists()
