@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..synth.commands import run_dir_option
+from wdtk.synth.commands import run_dir_option
 
 
 @click.command("filter", context_settings={"show_default": True})
@@ -60,12 +60,12 @@ def filter_cmd(
     scheduler,
 ) -> None:
     """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal."""
-    from ..schemas import RecordError
-    from ..synth.runlog import log_command
-    from .decontam import DecontamConfig
-    from .dedup import DedupConfig
-    from .qa import FilterConfig, run
-    from .quality import QualityConfig
+    from wdtk.filters.decontam import DecontamConfig
+    from wdtk.filters.dedup import DedupConfig
+    from wdtk.filters.qa import FilterConfig, run
+    from wdtk.filters.quality import QualityConfig
+    from wdtk.schemas import RecordError
+    from wdtk.synth.runlog import log_command
 
     cfg = FilterConfig(
         kind=kind,
@@ -161,8 +161,8 @@ def funnel_cmd(
     OUT/records (kept), OUT/rejects (stage and reason), OUT/judgements, OUT/rl_pool and OUT/summary.json, then
     the exports: DIR/export/sft (TRL conversational), DIR/export/webdancer (chatml text), DIR/export/rl.
     """
-    from ..synth.runlog import log_command
-    from .trajectory import FunnelConfig
+    from wdtk.filters.trajectory import FunnelConfig
+    from wdtk.synth.runlog import log_command
 
     sources = sources or (run_dir / "sample" / "records",)
     for source in sources:
@@ -177,9 +177,9 @@ def funnel_cmd(
 
 def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
-    from ..schemas import RecordError
-    from .judge import Judge, JudgeConfig, judge_client
-    from .trajectory import run
+    from wdtk.filters.judge import Judge, JudgeConfig, judge_client
+    from wdtk.filters.trajectory import run
+    from wdtk.schemas import RecordError
 
     out_dir = out_dir or run_dir / "funnel"
     client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
@@ -190,7 +190,7 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
         raise click.ClickException(str(exc)) from None
     print_funnel(summary, out_dir)
     if export:
-        from .export import run as export_run
+        from wdtk.filters.export import run as export_run
 
         print_export(export_run(out_dir, run_dir / "export"), run_dir / "export")
     return summary
@@ -210,8 +210,8 @@ def export_cmd(funnel_dir: Path, out_dir: Path) -> None:
     OUT/sft: TRL conversational rows (messages with tool_calls and tool turns, plus tools) that SFTTrainer takes
     as they are; OUT/webdancer: the same trajectories as chatml text; OUT/rl: question, answer, metadata.
     """
-    from ..schemas import RecordError
-    from .export import run
+    from wdtk.filters.export import run
+    from wdtk.schemas import RecordError
 
     try:
         counts = run(funnel_dir, out_dir)

@@ -34,8 +34,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..schemas import RecordError, read_records
-from ..synth.react import chatml, render_assistant
+from wdtk.schemas import RecordError, read_records
+from wdtk.synth.react import chatml, render_assistant
 
 SHARD_ROWS = 5_000
 _TOOLS_HEADER = "\n\n# Tools\n\n"  # where Instructions.system_prompt() starts listing the tools

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..schemas import record_id
-from ..synth.client import LLMClient
-from ..synth.llm import Sampling
-from ..synth.prompting import load_prompt
-from ..synth.text import is_number, normalize
+from wdtk import __version__
+from wdtk.schemas import record_id
+from wdtk.synth.client import LLMClient
+from wdtk.synth.llm import Sampling
+from wdtk.synth.prompting import load_prompt
+from wdtk.synth.text import is_number, normalize
 
 # "correct", "incorrect", "not correct" and "isn't correct", but not "correctly" or "correctness"
 _VERDICT = re.compile(r"(?:(\bnot\s+|n['’]t\s+)|\b(in)|\b)correct\b")
@@ -167,8 +167,8 @@ def judge_client(model: str | None, api_base: str | None, cache_path: Path | Non
     `cache_path`. The CPU models (embedded, local:DIR) answer in slow batches: fewer in flight, a longer timeout."""
     if not model:
         return None
-    from ..synth.client import LLMClient, ResponseCache
-    from ..synth.llm import make_llm
+    from wdtk.synth.client import LLMClient, ResponseCache
+    from wdtk.synth.llm import make_llm
 
     slow = model == "embedded" or model.startswith("local:")
     return LLMClient(

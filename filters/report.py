@@ -16,10 +16,10 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..schemas import RecordError, read_records
-from .report_charts import clip, histogram
-from .report_html import render
+from wdtk import __version__
+from wdtk.filters.report_charts import clip, histogram
+from wdtk.filters.report_html import render
+from wdtk.schemas import RecordError, read_records
 
 __all__ = ["gather", "histogram", "render", "report_cmd"]
 

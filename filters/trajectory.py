@@ -22,11 +22,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..schemas import ShardWriter, read_records
-from ..synth.parallel import batched
-from ..synth.react import check_call, parse_turn, render_assistant
-from ..synth.text import contains, is_number
-from .judge import Judge
+from wdtk.filters.judge import Judge
+from wdtk.schemas import ShardWriter, read_records
+from wdtk.synth.parallel import batched
+from wdtk.synth.react import check_call, parse_turn, render_assistant
+from wdtk.synth.text import contains, is_number
 
 STAGES = ("validity", "correctness", "quality")
 _URL = re.compile(r"https?://[^\s)\]>\"']+")

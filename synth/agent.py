@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from .client import prompt_chars
-from .llm import Sampling
-from .react import MAX_QUERIES, MAX_URLS, Instructions, Turn, assistant_message, parse_turn, text_messages
-from .search import SearchError, render_search, search_many
+from wdtk.synth.client import prompt_chars
+from wdtk.synth.llm import Sampling
+from wdtk.synth.react import MAX_QUERIES, MAX_URLS, Instructions, Turn, assistant_message, parse_turn, text_messages
+from wdtk.synth.search import SearchError, render_search, search_many
 
 STOP = ("<tool_response>",)  # a model that goes on to invent the tool's answer is stopped before it
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import orjson
 
-from .llm import Completion, PermanentLLMError, Sampling, TransientLLMError, price, response_format
+from wdtk.synth.llm import Completion, PermanentLLMError, Sampling, TransientLLMError, price, response_format
 
 # 408 request timeout, 409 lock contention, 429 rate limit and 5xx are worth retrying (as the openai SDK does).
 RETRYABLE_STATUS = frozenset({408, 409, 429})

@@ -13,9 +13,9 @@ import random
 import time
 from dataclasses import dataclass
 
-from .cache import ResponseCache, cache_key
-from .jsonout import parse_json
-from .llm import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
+from wdtk.synth.cache import ResponseCache, cache_key
+from wdtk.synth.jsonout import parse_json
+from wdtk.synth.llm import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
 
 __all__ = ["JSONResult", "LLMClient", "ResponseCache", "Usage", "cache_key"]
 

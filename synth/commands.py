@@ -59,7 +59,7 @@ def llm_options(fn):
 
 
 def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
-    from .parallel import Backends, RunOptions
+    from wdtk.synth.parallel import Backends, RunOptions
 
     concurrency, timeout = opts["concurrency"], 120.0
     if model in (None, "embedded") or model.startswith("local:"):
@@ -88,7 +88,7 @@ def run_with_progress(name: str, out_dir: Path, restart: bool, call) -> dict:
     """Run one stage with a progress bar, turning resumable failures into one clear line."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .parallel import PartitionsFailed, StageInputChanged
+    from wdtk.synth.parallel import PartitionsFailed, StageInputChanged
 
     if restart:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -145,7 +145,7 @@ def synth(
     """
     if ctx.invoked_subcommand:
         return
-    from .runlog import log_command
+    from wdtk.synth.runlog import log_command
 
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
@@ -167,8 +167,8 @@ def synthesise(
 
     What `wdtk synth` and the demo run; outputs under run_dir/synth/.
     """
-    from ..schemas import read_records, write_records
-    from . import crawlqa, e2hqa
+    from wdtk.schemas import read_records, write_records
+    from wdtk.synth import crawlqa, e2hqa
 
     defaults = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
     opts = {**defaults, **opts}
@@ -230,7 +230,7 @@ def crawlqa_cmd(
     **opts,
 ) -> None:
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
-    from . import crawlqa
+    from wdtk.synth import crawlqa
 
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
@@ -265,7 +265,7 @@ def e2hqa_cmd(
     **opts,
 ) -> None:
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
-    from . import e2hqa
+    from wdtk.synth import e2hqa
 
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
@@ -285,7 +285,7 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
     fingerprint = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in files if f.is_file()]).encode())
     stamp = index_dir / ".built_from"
     if not stamp.exists() or stamp.read_text() != fingerprint.hexdigest():
-        from .index import build_index
+        from wdtk.synth.index import build_index
 
         click.echo(f"indexing {pages} -> {index_dir}")
         shutil.rmtree(index_dir, ignore_errors=True)
@@ -306,7 +306,7 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
 )
 def index(pages: Path, out_dir: Path) -> None:
     """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
-    from .index import build_index
+    from wdtk.synth.index import build_index
 
     summary = build_index(pages, out_dir)
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
@@ -336,7 +336,7 @@ def agent_options(fn):
 
 def agent_config(opts: dict):
     """The AgentConfig of `agent_options`' values, taken out of `opts`."""
-    from .agent import AgentConfig
+    from wdtk.synth.agent import AgentConfig
 
     return AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS})
 
@@ -370,8 +370,8 @@ def sample(
     Every rollout ends with a label: answer, call_budget_exceeded, token_limit, time_limit or format_error.
     A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
     """
-    from .runlog import log_command
-    from .trajectories import SampleConfig, run
+    from wdtk.synth.runlog import log_command
+    from wdtk.synth.trajectories import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
     for source in sources:

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .llm import Completion, PermanentLLMError, Sampling
+from wdtk.synth.llm import Completion, PermanentLLMError, Sampling
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class EmbeddedLLM:
         import transformers.models.llama.modeling_llama  # noqa: F401  imported first: the report times the load
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from . import embedded_batch  # noqa: F401  (pulls in transformers' generation code)
+        from wdtk.synth import embedded_batch  # noqa: F401  (pulls in transformers' generation code)
 
         if self.model_path is not None:
             if not (self.model_path / "config.json").exists():
@@ -216,7 +216,7 @@ class EmbeddedLLM:
 
     def _run_batch(self, items: list[tuple[list[dict], Sampling, dict | None]]) -> list[Completion | Exception]:
         """Worker thread: tokenise, generate for every valid request in one call, and wrap the results."""
-        from .embedded_batch import generate
+        from wdtk.synth.embedded_batch import generate
 
         self.load()
         requests = [self._request(*item) for item in items]
@@ -238,7 +238,7 @@ class EmbeddedLLM:
 
     def _request(self, messages: list[dict], sampling: Sampling, json_schema: dict | None):
         """The GenRequest for one call, or the PermanentLLMError that rejects it."""
-        from .embedded_batch import GenRequest
+        from wdtk.synth.embedded_batch import GenRequest
 
         try:
             ids = self.prompt_ids(messages, json_schema)

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from wdtk.crawler.extract import extract_page
-
-from .index import Page
-from .search import LoopClient
+from wdtk.synth.index import Page
+from wdtk.synth.search import LoopClient
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -29,8 +29,7 @@ import tantivy
 
 from wdtk.crawler.scope import canonical
 from wdtk.schemas import read_records
-
-from .search import Hit, SearchError
+from wdtk.synth.search import Hit, SearchError
 
 FORMAT = 1
 MANIFEST = "wdtk_index.json"

@@ -87,24 +87,24 @@ def make_llm(model: str | None = None, api_base: str | None = None, **options) -
     if model is None and (api_base or backend):
         raise ValueError("a model name is needed with an api_base or a backend")
     if backend is None and model in (None, "embedded"):
-        from .embedded import EmbeddedLLM
+        from wdtk.synth.embedded import EmbeddedLLM
 
         return EmbeddedLLM(**options)
     if backend is None and model.startswith("local:"):
-        from .embedded import EmbeddedLLM
+        from wdtk.synth.embedded import EmbeddedLLM
 
         return EmbeddedLLM(model_path=model.removeprefix("local:"), **options)
     if backend is None and model.startswith("vllm:"):
-        from .vllm_backend import VLLMBatchLLM
+        from wdtk.synth.vllm_backend import VLLMBatchLLM
 
         return VLLMBatchLLM(model.removeprefix("vllm:"), **options)
     if backend == "openai" or (backend is None and (api_base or model.startswith(("openai/", "openai:")))):
-        from .openai_backend import OpenAILLM
+        from wdtk.synth.openai_backend import OpenAILLM
 
         return OpenAILLM(model.removeprefix("openai/").removeprefix("openai:"), api_base=api_base, **options)
     if backend not in (None, "litellm"):
         raise ValueError(f"unknown backend {backend!r}: use 'openai' or 'litellm'")
-    from .backends import LiteLLM
+    from wdtk.synth.backends import LiteLLM
 
     return LiteLLM(model, api_base=api_base, **options)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from ..schemas import write_records
+from wdtk.schemas import write_records
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 async def _context(stage: Stage):
     """(Context, Usage) for one partition: backends built once per process, usage counted per partition."""
-    from .client import LLMClient, ResponseCache, Usage
-    from .llm import make_llm
+    from wdtk.synth.client import LLMClient, ResponseCache, Usage
+    from wdtk.synth.llm import make_llm
 
     b = stage.backends
     if ("llm", b) not in _PROCESS:
@@ -118,13 +118,13 @@ async def _context(stage: Stage):
 
 
 def _make_search(spec: str):
-    from .search import make_search
+    from wdtk.synth.search import make_search
 
     return make_search(spec)
 
 
 async def _run_items(stage: Stage, items: list[dict]) -> tuple[list[dict], list[dict], dict]:
-    from .llm import PermanentLLMError
+    from wdtk.synth.llm import PermanentLLMError
 
     ctx, usage = await _context(stage)
 

@@ -67,7 +67,7 @@ def make_search(spec: str) -> SearchEngine:
     if not sep:  # a bare path
         kind, target = "bm25", spec
     if kind == "bm25":
-        from .index import BM25Index  # tantivy loads only when a local index is asked for
+        from wdtk.synth.index import BM25Index  # tantivy loads only when a local index is asked for
 
         return BM25Index.load(Path(target))
     if kind == "serper":

@@ -15,13 +15,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from .fetch import Fetcher, FetchError
-from .index import Page
-from .llm import Sampling
-from .prompting import load_prompt
+from wdtk.synth.fetch import Fetcher, FetchError
+from wdtk.synth.index import Page
+from wdtk.synth.llm import Sampling
+from wdtk.synth.prompting import load_prompt
 
 if TYPE_CHECKING:
-    from .client import LLMClient
+    from wdtk.synth.client import LLMClient
 
 PROMPT = "visit_extract"
 UNREACHABLE = "The provided webpage content could not be accessed. Please check the URL or file format."

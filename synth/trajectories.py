@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from .. import __version__
-from ..schemas import read_records, record_id
-from .agent import Agent, AgentConfig, Rollout
-from .e2hqa import seed_record
-from .parallel import Backends, RunOptions, Stage, run_stage
-from .react import TOOLS
-from .tools import Visitor
+from wdtk import __version__
+from wdtk.schemas import read_records, record_id
+from wdtk.synth.agent import Agent, AgentConfig, Rollout
+from wdtk.synth.e2hqa import seed_record
+from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
+from wdtk.synth.react import TOOLS
+from wdtk.synth.tools import Visitor
 
 
 @dataclass(frozen=True)

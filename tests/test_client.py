@@ -185,6 +185,7 @@ def test_workers_opening_a_new_cache_at_once_do_not_fail(tmp_path):
         assert errors.empty(), errors.get()
         assert len(ResponseCache(path)) == 40
 
+
 def test_cache_key_covers_every_input():
     base = ("llm", ask("q"), Sampling(), "v1", SCHEMA)
     key = cache_key(*base)

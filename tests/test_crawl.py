@@ -191,6 +191,7 @@ def test_wdtk_crawl_takes_patterns_with_commas(site_server, tmp_path):
     records = list(read_records(out / "pages", kind="page"))
     assert len(records) == 60 and not any(path_of(r["final_url"]).startswith("/category/") for r in records)
 
+
 def test_interrupted_crawl_resumes_without_refetching(fresh_site_server, full_crawl, tmp_path):
     server, base = fresh_site_server
     out = tmp_path / "crawl"

@@ -94,6 +94,7 @@ def test_openai_reasoning_models_get_max_completion_tokens_and_no_sampling_field
     assert sent["max_completion_tokens"] == 77
     assert not {"max_tokens", "temperature", "top_p", "stop"} & set(sent)
 
+
 def test_cost_comes_from_the_local_price_map(openai_server):
     openai_server.queue(Reply(text="x", usage={"prompt_tokens": 1000, "completion_tokens": 1000}))
     got = complete(make_llm("openai/gpt-4o-mini", api_base=openai_server.base_url))

@@ -32,16 +32,16 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..filters.commands import judge_options
-from ..filters.judge import Judge, JudgeConfig, judge_client, judge_many
-from ..filters.trajectory import validity_reason
-from ..schemas import RecordError, ShardWriter, read_records, write_records
-from ..synth.agent import AgentConfig
-from ..synth.commands import agent_config, agent_options, llm_options, run_with_progress, stage_backends
-from ..synth.parallel import Backends, batched
-from ..synth.text import is_number, normalize
-from .benchmarks import Question, load_benchmark
+from wdtk import __version__
+from wdtk.filters.commands import judge_options
+from wdtk.filters.judge import Judge, JudgeConfig, judge_client, judge_many
+from wdtk.filters.trajectory import validity_reason
+from wdtk.schemas import RecordError, ShardWriter, read_records, write_records
+from wdtk.synth.agent import AgentConfig
+from wdtk.synth.commands import agent_config, agent_options, llm_options, run_with_progress, stage_backends
+from wdtk.synth.parallel import Backends, batched
+from wdtk.synth.text import is_number, normalize
+from wdtk.training.benchmarks import Question, load_benchmark
 
 INVALID_ACTION = frozenset({"format_error", "unknown_tool", "bad_arguments", "malformed_turn"})
 BUDGET = frozenset({"call_budget_exceeded", "token_limit", "time_limit"})
@@ -161,8 +161,8 @@ def prepare(benchmark: Path, out_dir: Path, limit: int | None = None) -> tuple[l
 
 def sample_rollouts(source: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, opts=None, progress=None):
     """k rollouts per question into out_dir/rollouts by the sampling stage (so resumable); its summary."""
-    from ..synth.trajectories import SampleConfig
-    from ..synth.trajectories import run as sample
+    from wdtk.synth.trajectories import SampleConfig
+    from wdtk.synth.trajectories import run as sample
 
     # a resumed run must not mix in rollouts of another model, k or budget: Pass@k would silently mean something else
     stamp = out_dir / "rollouts" / "eval_settings.json"
@@ -247,7 +247,7 @@ def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | N
     exhaustion and actions per rollout, overall and by level, type, difficulty or topic, in OUT/results.json and
     OUT/results.md. A killed run resumes its rollouts when started again.
     """
-    from ..synth.runlog import log_command
+    from wdtk.synth.runlog import log_command
 
     if search.startswith("bm25:") and not Path(search[5:]).exists():
         raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")

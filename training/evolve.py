@@ -43,10 +43,10 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..filters.commands import judge_options
-from ..synth.agent import AgentConfig
-from ..synth.commands import (
+from wdtk import __version__
+from wdtk.filters.commands import judge_options
+from wdtk.synth.agent import AgentConfig
+from wdtk.synth.commands import (
     agent_config,
     agent_options,
     llm_options,
@@ -54,7 +54,7 @@ from ..synth.commands import (
     run_with_progress,
     stage_backends,
 )
-from ..synth.text import normalize
+from wdtk.synth.text import normalize
 
 STEPS = ("sample", "funnel", "sft_set", "train", "eval")
 SERVE = {"local": "local:", "vllm": "vllm:", "endpoint": "openai:"}  # how a checkpoint path becomes a model string
@@ -110,7 +110,7 @@ def split(questions: list[dict], held_out: float | set[str]) -> tuple[list[dict]
 
 def benchmark_texts(path: Path) -> set[str]:
     """Normalised question texts of every row of a benchmark file (skipped rows too: they are still held out)."""
-    from .benchmarks import parse_row, rows
+    from wdtk.training.benchmarks import parse_row, rows
 
     return {normalize(parse_row(row, path, line).qa["question"]) for line, row in rows(path)}
 
@@ -180,8 +180,8 @@ class Evolution:
                     self.save()
 
     def make_split(self) -> dict:
-        from ..schemas import write_records
-        from ..synth.trajectories import questions
+        from wdtk.schemas import write_records
+        from wdtk.synth.trajectories import questions
 
         held = self.cfg.held_out
         fraction = float(held) if _is_fraction(held) else None
@@ -211,19 +211,19 @@ class Evolution:
 
     def release(self, backends) -> None:
         """Drop an in-process model once its step is over, so rounds do not pile models up in memory."""
-        from ..synth.parallel import _PROCESS
+        from wdtk.synth.parallel import _PROCESS
 
         _PROCESS.pop(("llm", backends), None)
 
     def judge(self):
-        from ..filters.judge import Judge, JudgeConfig, judge_client
+        from wdtk.filters.judge import Judge, JudgeConfig, judge_client
 
         client = judge_client(self.cfg.judge, self.endpoints["judge_api_base"], self.root / "llm_cache.sqlite")
         return Judge(client, JudgeConfig(f1_threshold=self.cfg.f1_threshold))
 
     def sample(self, rnd: dict, out: Path) -> dict:
-        from ..synth.trajectories import SampleConfig
-        from ..synth.trajectories import run as sample
+        from wdtk.synth.trajectories import SampleConfig
+        from wdtk.synth.trajectories import run as sample
 
         backends, opts = self.backends(rnd["policy"], rnd["round"])
         cfg, train = SampleConfig(self.cfg.rollouts, self.cfg.agent), [Path(self.state["split"]["train"])]
@@ -235,10 +235,10 @@ class Evolution:
         return {"rollouts": summary["kept"], "questions": summary["items"], "terminations": summary["terminations"]}
 
     def funnel(self, rnd: dict, out: Path) -> dict:
-        from ..filters.commands import print_export, print_funnel
-        from ..filters.export import run as export
-        from ..filters.trajectory import FunnelConfig
-        from ..filters.trajectory import run as funnel
+        from wdtk.filters.commands import print_export, print_funnel
+        from wdtk.filters.export import run as export
+        from wdtk.filters.trajectory import FunnelConfig
+        from wdtk.filters.trajectory import run as funnel
 
         qa = [Path(self.state["split"]["train"])]
         s = funnel([out / "sample" / "records"], out / "funnel", FunnelConfig(), self.judge(), qa_sources=qa)
@@ -255,7 +255,7 @@ class Evolution:
         }
 
     def sft_set(self, rnd: dict, out: Path) -> dict:
-        from ..schemas import read_records
+        from wdtk.schemas import read_records
 
         held, r = benchmark_texts(Path(self.state["split"]["held_out"])), rnd["round"]
         dst, rounds, rows = out / "sft_set", list(range(r + 1)) if self.cfg.accumulate else [r], 0
@@ -300,7 +300,7 @@ class Evolution:
         return {"model": str(model_dir), "trained": True, "init": init, "train_loss": loss, "command": cmd}
 
     def eval(self, rnd: dict, out: Path) -> dict:
-        from .evaluate import EvalConfig, describe, prepare, sample_rollouts, score
+        from wdtk.training.evaluate import EvalConfig, describe, prepare, sample_rollouts, score
 
         r, bench = rnd["round"], Path(self.state["split"]["held_out"])
         model = SERVE[self.cfg.serve] + rnd["steps"]["train"]["model"]
@@ -397,8 +397,8 @@ def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
     the per-round table in DIR/evolve/rounds.md. With --serve endpoint, evolve stops when a new checkpoint is not
     served yet, naming it: serve it at --serve-api-base and rerun. --restart discards DIR/evolve.
     """
-    from ..schemas import RecordError
-    from ..synth.runlog import log_command
+    from wdtk.schemas import RecordError
+    from wdtk.synth.runlog import log_command
 
     questions = o.pop("questions") or (run_dir / "filter" / "records",)
     search = o.pop("search") or f"bm25:{run_dir / 'index'}"

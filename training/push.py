@@ -22,11 +22,11 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
-from ..schemas import RecordError, read_records
-from ..schemas.formats import ROW_GROUP
-from ..synth.parallel import batched
-from .card import MARKER, render_card
+from wdtk import __version__
+from wdtk.schemas import RecordError, read_records
+from wdtk.schemas.formats import ROW_GROUP
+from wdtk.synth.parallel import batched
+from wdtk.training.card import MARKER, render_card
 
 JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
 PROVENANCE = ("model", "prompt_version", "wdtk_version")
