@@ -10,24 +10,7 @@ from pathlib import Path
 import click
 
 from wdtk import __version__
-from wdtk.synth.commands import run_dir_option
-
-
-def _fail_on_record_errors(fn):
-    """Turn a bad-record error into one clear line instead of a traceback."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from wdtk.schemas import RecordError
-
-        try:
-            return fn(*args, **kwargs)
-        except RecordError as exc:
-            raise click.ClickException(str(exc)) from None
-
-    return wrapper
-
+from wdtk.synth.options import run_dir_option
 
 # --help lists the commands in the order a run uses them, not alphabetically
 ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval",
@@ -45,10 +28,10 @@ LAZY = {
     "filter": "wdtk.filters.commands:filter_cmd",
     "funnel": "wdtk.filters.commands:funnel_cmd",
     "export": "wdtk.filters.commands:export_cmd",
-    "report": "wdtk.filters.report:report_cmd",
-    "push": "wdtk.training.push:push_cmd",
-    "eval": "wdtk.training.evaluate:eval_cmd",
-    "evolve": "wdtk.training.evolve:evolve_cmd",
+    "report": "wdtk.report.commands:report_cmd",
+    "push": "wdtk.training.commands:push_cmd",
+    "eval": "wdtk.training.commands:eval_cmd",
+    "evolve": "wdtk.training.commands:evolve_cmd",
 }
 
 
@@ -95,7 +78,6 @@ def main() -> None:
     type=click.Choice(["page", "qa", "trajectory", "judgement"]),
     help="Which schema the records must follow.",
 )
-@_fail_on_record_errors
 def validate(paths: tuple[Path, ...], kind: str) -> None:
     """Check record files or shard directories (JSONL, JSONL.gz, Parquet) against a schema.
 
@@ -153,7 +135,7 @@ def demo(
     from wdtk.crawler.commands import run_crawl
     from wdtk.crawler.sitegen import build_site, start_server
     from wdtk.crawler.sitegen.seeds import simple_seeds
-    from wdtk.synth.runlog import log_command
+    from wdtk.schemas.runlog import log_command
 
     started = time.monotonic()
     (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
@@ -211,7 +193,7 @@ def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base:
 
 def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
-    from wdtk.filters.qa import FilterConfig, run
+    from wdtk.filters.qa_filter import FilterConfig, run
     from wdtk.schemas import write_records
     from wdtk.synth.e2hqa import seed_record
 
@@ -228,9 +210,9 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
 
 def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
     """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
-    from wdtk.synth.agent import AgentConfig
-    from wdtk.synth.commands import run_with_progress, stage_backends
-    from wdtk.synth.trajectories import SampleConfig, run
+    from wdtk.synth.agent.loop import AgentConfig
+    from wdtk.synth.options import run_with_progress, stage_backends
+    from wdtk.synth.sample import SampleConfig, run
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
@@ -243,15 +225,15 @@ def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int
 
 def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:
     from wdtk.filters.commands import funnel
-    from wdtk.filters.trajectory import FunnelConfig
+    from wdtk.filters.funnel import FunnelConfig
 
     click.echo(f"[6/7] funnel: validity, correctness (judge: {judge or 'exact match'}), quality; then the exports")
     return funnel(run_dir, [run_dir / "sample" / "records"], None, FunnelConfig(), judge, api_base)
 
 
 def _demo_report(run_dir: Path) -> Path:
-    from wdtk.filters.report import gather
-    from wdtk.filters.report_html import render
+    from wdtk.report.gather import gather
+    from wdtk.report.html import render
 
     out = run_dir / "report.html"
     out.write_text(render(gather(run_dir)), encoding="utf-8")

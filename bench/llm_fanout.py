@@ -54,8 +54,9 @@ async def run_client(
     base_url: str, concurrency: int, n: int, cache_dir: str | None, transport: str
 ) -> tuple[float, float]:
     """LLMClient with the OpenAI backend, as stage code uses it."""
-    from wdtk.synth.client import LLMClient, ResponseCache
-    from wdtk.synth.llm import Sampling, make_llm
+    from wdtk.synth.llm.base import Sampling
+    from wdtk.synth.llm.client import LLMClient, ResponseCache
+    from wdtk.synth.llm.factory import make_llm
 
     cache = ResponseCache(Path(tempfile.mkdtemp(dir=cache_dir)) / "cache.sqlite") if cache_dir else None
     llm = make_llm("bench", api_base=base_url, transport=transport)

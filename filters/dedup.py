@@ -17,7 +17,7 @@ import numpy as np
 
 from wdtk.filters import minhash as mh
 from wdtk.filters.minhash import normalize_text
-from wdtk.synth.parallel import batched
+from wdtk.schemas import batched
 
 __all__ = ["DedupConfig", "dedup", "hashfunc", "keys", "lsh_params", "normalize_text", "shingles", "signatures"]
 

@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wdtk.schemas import RecordError, read_records
-from wdtk.synth.react import chatml, render_assistant
+from wdtk.synth.agent.format import chatml, render_assistant
 
 SHARD_ROWS = 5_000
 _TOOLS_HEADER = "\n\n# Tools\n\n"  # where Instructions.system_prompt() starts listing the tools

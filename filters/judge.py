@@ -17,8 +17,8 @@ from pathlib import Path
 
 from wdtk import __version__
 from wdtk.schemas import record_id
-from wdtk.synth.client import LLMClient
-from wdtk.synth.llm import Sampling
+from wdtk.synth.llm.base import Sampling
+from wdtk.synth.llm.client import LLMClient
 from wdtk.synth.prompting import load_prompt
 from wdtk.synth.text import is_number, normalize
 
@@ -167,8 +167,8 @@ def judge_client(model: str | None, api_base: str | None, cache_path: Path | Non
     `cache_path`. The CPU models (embedded, local:DIR) answer in slow batches: fewer in flight, a longer timeout."""
     if not model:
         return None
-    from wdtk.synth.client import LLMClient, ResponseCache
-    from wdtk.synth.llm import make_llm
+    from wdtk.synth.llm.client import LLMClient, ResponseCache
+    from wdtk.synth.llm.factory import make_llm
 
     slow = model == "embedded" or model.startswith("local:")
     return LLMClient(

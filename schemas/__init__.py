@@ -25,7 +25,15 @@ file or record raises `RecordError`, whose str() names the file, line, field and
 from wdtk.schemas.errors import WdtkError
 from wdtk.schemas.formats import FORMATS
 from wdtk.schemas.records import ID_LENGTH, KINDS, RecordError, load_schema, record_id, validate
-from wdtk.schemas.shards import ShardWriter, clear_complete, is_complete, mark_complete, read_records, write_records
+from wdtk.schemas.shards import (
+    ShardWriter,
+    batched,
+    clear_complete,
+    is_complete,
+    mark_complete,
+    read_records,
+    write_records,
+)
 
 __all__ = [
     "FORMATS",
@@ -34,6 +42,7 @@ __all__ = [
     "RecordError",
     "ShardWriter",
     "WdtkError",
+    "batched",
     "clear_complete",
     "is_complete",
     "mark_complete",

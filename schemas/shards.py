@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
@@ -229,3 +230,10 @@ def is_complete(directory: str | Path) -> bool:
     """Whether the stage that writes `directory` finished it (a single file counts as complete)."""
     directory = Path(directory)
     return not directory.is_dir() or (directory / COMPLETE).exists()
+
+
+def batched(items: Iterable, size: int) -> Iterable[list]:
+    """Consecutive lists of `size` items (itertools.batched arrived only in Python 3.12)."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk

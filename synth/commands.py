@@ -1,4 +1,4 @@
-"""`wdtk synth` and `wdtk index`: click glue over the synthesis stages (registered by wdtk.cli)."""
+"""`wdtk synth`, `wdtk index` and `wdtk sample`: click glue over the synthesis stages (registered by wdtk.cli)."""
 
 from __future__ import annotations
 
@@ -7,118 +7,17 @@ from pathlib import Path
 
 import click
 
-
-def run_dir_option(help: str):
-    """--dir RUN: the run directory a command reads its inputs from and writes its stage into."""
-    return click.option(
-        "--dir", "run_dir", default=Path("runs/demo"), type=click.Path(file_okay=False, path_type=Path), help=help
-    )
-
-
-def llm_options(fn):
-    for option in reversed(
-        [
-            click.option(
-                "--model",
-                envvar="WDTK_MODEL",
-                default="embedded",
-                help="LLM: 'embedded' (offline SmolLM2-135M, weak), a litellm model string, "
-                "'openai:NAME' with --api-base, or 'vllm:NAME'.",
-            ),
-            click.option(
-                "--api-base",
-                envvar="WDTK_API_BASE",
-                default=None,
-                help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp).",
-            ),
-            click.option(
-                "--concurrency", default=32, type=click.IntRange(1), help="LLM requests in flight per worker."
-            ),
-            click.option(
-                "--rpm", type=click.FloatRange(0, min_open=True), help="Requests-per-minute limit per worker."
-            ),
-            click.option("--tpm", type=click.FloatRange(0, min_open=True), help="Tokens-per-minute limit per worker."),
-            click.option(
-                "--workers",
-                default=None,
-                type=click.IntRange(0),
-                help="Local Dask worker processes (default: one per core; 0: run in this process).",
-            ),
-            click.option(
-                "--scheduler",
-                default=None,
-                metavar="tcp://HOST:PORT",
-                help="Run on an existing Dask cluster (its workers must see the working directory).",
-            ),
-            click.option("--partition-size", default=16, type=click.IntRange(1), help="Items per Dask task."),
-            click.option("--restart", is_flag=True, help="Discard this stage's earlier output instead of resuming."),
-        ]
-    ):
-        fn = option(fn)
-    return fn
-
-
-def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
-    from wdtk.synth.parallel import Backends, RunOptions
-
-    concurrency, timeout = opts["concurrency"], 120.0
-    if model in (None, "embedded") or model.startswith("local:"):
-        # the CPU model answers in batches of 8 that last minutes: more in flight only queue up and time out
-        concurrency, timeout = min(concurrency, 8), 3600.0
-    backends = Backends(
-        model=model,
-        api_base=api_base,
-        cache_path=str(run_dir / "llm_cache.sqlite"),
-        search=search,
-        concurrency=concurrency,
-        rpm=opts["rpm"],
-        tpm=opts["tpm"],
-        timeout=timeout,
-    )
-    workers = opts["workers"]
-    run_opts = RunOptions(
-        partition_size=opts["partition_size"],
-        scheduler=opts["scheduler"],
-        **({} if workers is None else {"workers": workers}),
-    )
-    return backends, run_opts
-
-
-def run_with_progress(name: str, out_dir: Path, restart: bool, call) -> dict:
-    """Run one stage with a progress bar, turning resumable failures into one clear line."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from wdtk.synth.parallel import PartitionsFailed, StageInputChanged
-
-    if restart:
-        shutil.rmtree(out_dir, ignore_errors=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task(name, total=None)
-        try:
-            summary = call(lambda s: bar.advance(task))
-        except (PartitionsFailed, StageInputChanged, ValueError) as exc:
-            raise click.ClickException(str(exc)) from None
-    _print_stage_summary(summary, out_dir)
-    return summary
-
-
-def _print_stage_summary(summary: dict, out_dir: Path) -> None:
-    usage = summary["usage"]
-    calls = sum(u.get("calls", 0) for u in usage.values())
-    hits = sum(u.get("cache_hits", 0) for u in usage.values())
-    tokens = sum(u.get("prompt_tokens", 0) + u.get("completion_tokens", 0) for u in usage.values())
-    cost = sum(u.get("cost", 0.0) for u in usage.values())
-    resumed = f", {summary['resumed_partitions']} partitions resumed" if summary["resumed_partitions"] else ""
-    click.echo(
-        f"{summary['stage']}: {summary['kept']} records kept from {summary['items']} inputs{resumed} "
-        f"-> {out_dir / 'records'}"
-    )
-    if summary["rejected"]:
-        click.echo("  rejected: " + ", ".join(f"{k} {v}" for k, v in summary["rejected"].items()))
-    if summary.get("terminations"):
-        click.echo("  ended by: " + ", ".join(f"{k} {v}" for k, v in summary["terminations"].items()))
-    click.echo(f"  LLM: {calls} calls, {hits} cache hits, {tokens} tokens, ${cost:.4f}")
+from wdtk.synth.options import (
+    agent_config,
+    agent_options,
+    llm_options,
+    out_option,
+    require_index,
+    require_inputs,
+    run_dir_option,
+    run_with_progress,
+    stage_backends,
+)
 
 
 @click.group(invoke_without_command=True, context_settings={"show_default": True})
@@ -145,7 +44,7 @@ def synth(
     """
     if ctx.invoked_subcommand:
         return
-    from wdtk.synth.runlog import log_command
+    from wdtk.schemas.runlog import log_command
 
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
@@ -170,12 +69,8 @@ def synthesise(
     from wdtk.schemas import read_records, write_records
     from wdtk.synth import crawlqa, e2hqa
 
-    defaults = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
-    opts = {**defaults, **opts}
     pages = run_dir / "crawl" / "pages"
-    if not pages.exists():
-        hint = f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`"
-        raise click.ClickException(f"no crawled pages in {pages}: {hint}")
+    require_inputs([pages], "crawled pages", f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`")
     index = _ensure_index(pages, run_dir / "index")
     backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{index}", **opts)
     out = run_dir / "synth"
@@ -201,14 +96,7 @@ def synthesise(
     return summaries
 
 
-_stage_out = click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output: records/, rejects/, summary.json, resumable state.",
-)
+_stage_out = out_option("Output: records/, rejects/, summary.json, resumable state.")
 
 
 @synth.command("crawlqa")
@@ -285,7 +173,7 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
     fingerprint = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in files if f.is_file()]).encode())
     stamp = index_dir / ".built_from"
     if not stamp.exists() or stamp.read_text() != fingerprint.hexdigest():
-        from wdtk.synth.index import build_index
+        from wdtk.synth.search.bm25 import build_index
 
         click.echo(f"indexing {pages} -> {index_dir}")
         shutil.rmtree(index_dir, ignore_errors=True)
@@ -296,55 +184,19 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
 
 @click.command()
 @click.argument("pages", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "-o",
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Index directory (the offline search engine for E2HQA, visit and sampling).",
-)
+@out_option("Index directory (the offline search engine for E2HQA, visit and sampling).")
 def index(pages: Path, out_dir: Path) -> None:
     """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
-    from wdtk.synth.index import build_index
+    from wdtk.synth.search.bm25 import build_index
 
     summary = build_index(pages, out_dir)
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
 
 
-AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
-
-
-def agent_options(fn):
-    """The agent's decoding and budgets, for every command that runs it (sample, eval, evolve)."""
-    for option in reversed(
-        [
-            click.option("--temperature", default=0.6, type=click.FloatRange(0), help="Sampling temperature."),
-            click.option("--max-calls", default=16, type=click.IntRange(1), help="LLM calls per rollout."),
-            click.option(
-                "--max-context-tokens", default=32768, type=click.IntRange(256), help="Context budget per rollout."
-            ),
-            click.option("--max-new-tokens", default=2048, type=click.IntRange(16), help="Tokens per model turn."),
-            click.option(
-                "--max-seconds", default=900.0, type=click.FloatRange(0, min_open=True), help="Wall time per rollout."
-            ),
-        ]
-    ):
-        fn = option(fn)
-    return fn
-
-
-def agent_config(opts: dict):
-    """The AgentConfig of `agent_options`' values, taken out of `opts`."""
-    from wdtk.synth.agent import AgentConfig
-
-    return AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS})
-
-
 @click.command("sample", context_settings={"show_default": True})
 @click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @run_dir_option("Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.")
-@click.option("-o", "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Default: DIR/sample.")
+@out_option("Default: DIR/sample.", required=False)
 @click.option(
     "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
 )
@@ -370,16 +222,13 @@ def sample(
     Every rollout ends with a label: answer, call_budget_exceeded, token_limit, time_limit or format_error.
     A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
     """
-    from wdtk.synth.runlog import log_command
-    from wdtk.synth.trajectories import SampleConfig, run
+    from wdtk.schemas.runlog import log_command
+    from wdtk.synth.sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
-    for source in sources:
-        if not source.exists():
-            raise click.ClickException(f"no QA records at {source}: run `wdtk filter` first or name the QA files")
+    require_inputs(sources, "QA records", "run `wdtk filter` first or name the QA files")
     search = search or f"bm25:{run_dir / 'index'}"
-    if search.startswith("bm25:") and not Path(search[5:]).exists():
-        raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
+    require_index(search)
     out_dir = out_dir or run_dir / "sample"
     log_command(run_dir)
     agent = agent_config(opts)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from wdtk import __version__
 from wdtk.schemas import RecordError, read_records, record_id
-from wdtk.synth.llm import Sampling
+from wdtk.synth.llm.base import Sampling
 from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
 from wdtk.synth.prompting import load_prompt
 from wdtk.synth.text import contains

@@ -20,11 +20,11 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
 
-from wdtk.schemas import write_records
+from wdtk.schemas import WdtkError, batched, write_records
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,11 @@ class RunOptions:
     partition_size: int = 16
 
 
-class StageInputChanged(RuntimeError):
+class StageInputChanged(WdtkError, RuntimeError):
     """The output directory holds partitions of different input: resuming would mix two runs."""
 
 
-class PartitionsFailed(RuntimeError):
+class PartitionsFailed(WdtkError, RuntimeError):
     """Some partitions raised; the others are done and a rerun retries only the failed ones."""
 
 
@@ -96,8 +96,8 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 async def _context(stage: Stage):
     """(Context, Usage) for one partition: backends built once per process, usage counted per partition."""
-    from wdtk.synth.client import LLMClient, ResponseCache, Usage
-    from wdtk.synth.llm import make_llm
+    from wdtk.synth.llm.client import LLMClient, ResponseCache, Usage
+    from wdtk.synth.llm.factory import make_llm
 
     b = stage.backends
     if ("llm", b) not in _PROCESS:
@@ -118,13 +118,13 @@ async def _context(stage: Stage):
 
 
 def _make_search(spec: str):
-    from wdtk.synth.search import make_search
+    from wdtk.synth.search.factory import make_search
 
     return make_search(spec)
 
 
 async def _run_items(stage: Stage, items: list[dict]) -> tuple[list[dict], list[dict], dict]:
-    from wdtk.synth.llm import PermanentLLMError
+    from wdtk.synth.llm.base import PermanentLLMError
 
     ctx, usage = await _context(stage)
 
@@ -170,13 +170,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 # --- the driver ----------------------------------------------------------------------------------
-
-
-def batched(items: Iterable[dict], size: int) -> Iterable[list[dict]]:
-    """Consecutive lists of `size` items (itertools.batched arrived only in Python 3.12)."""
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
 
 
 def plan(stage: Stage, items: Iterable[dict], out_dir: Path, size: int) -> list[list[dict]]:
@@ -240,16 +233,31 @@ def _run_here(stage, tasks, out_dir, progress) -> tuple[list[dict], list[str]]:
     return summaries, failures
 
 
-def _run_dask(stage, tasks, out_dir, opts, progress) -> tuple[list[dict], list[str]]:
-    from dask.distributed import Client, LocalCluster, as_completed
+@contextmanager
+def dask_client(workers: int, scheduler: str | None):
+    """A Dask client for `scheduler`, or for a local cluster of `workers` processes made here; None for neither."""
+    if not workers and not scheduler:
+        yield None
+        return
+    from dask.distributed import Client, LocalCluster
 
-    if opts.scheduler:
-        client = Client(opts.scheduler)
-    else:
-        cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        client = Client(cluster)
-    summaries, failures = [], []
+    cluster = None
+    if not scheduler:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    client = Client(scheduler or cluster)
     try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _run_dask(stage, tasks, out_dir, opts, progress) -> tuple[list[dict], list[str]]:
+    from dask.distributed import as_completed
+
+    summaries, failures = [], []
+    with dask_client(opts.workers, opts.scheduler) as client:
         futures = [client.submit(run_partition, stage, i, part, str(out_dir), pure=False) for i, part in tasks]
         for future in as_completed(futures):
             if future.status == "error":
@@ -258,10 +266,6 @@ def _run_dask(stage, tasks, out_dir, opts, progress) -> tuple[list[dict], list[s
             summaries.append(future.result())
             if progress:
                 progress(summaries[-1])
-    finally:
-        client.close()
-        if not opts.scheduler:
-            cluster.close()
     return summaries, failures
 
 

@@ -58,7 +58,7 @@ def openai_server():
 def qa_run(site_dir, site_server, tmp_path_factory) -> Path:
     """A run directory with the site's pages as a crawl would write them, their BM25 index, and seeds.jsonl: four
     SimpleQA-style rows {"problem", "answer"} whose answers the site states."""
-    from wdtk.synth.index import build_index
+    from wdtk.synth.search.bm25 import build_index
 
     root = tmp_path_factory.mktemp("run")
     pages = root / "crawl" / "pages" / "00000.jsonl.gz"

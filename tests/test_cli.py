@@ -148,7 +148,7 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
 
 def test_start_up_imports_no_stage_until_it_is_used():
     """`wdtk crawl` or `wdtk --version` should not pay for pyarrow, numpy or the agent: stages load on use."""
-    heavy = ("pyarrow", "numpy", "torch", "wdtk.synth.agent", "wdtk.training.evaluate", "wdtk.filters.report")
+    heavy = ("pyarrow", "numpy", "torch", "wdtk.synth.agent.loop", "wdtk.training.evaluate", "wdtk.report.gather")
     code = f"import sys, wdtk.cli; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr

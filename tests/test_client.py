@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from servers import Reply
 
-from wdtk.synth.client import JSONResult, LLMClient, ResponseCache, Usage, cache_key
-from wdtk.synth.jsonout import parse_json
-from wdtk.synth.llm import Completion, PermanentLLMError, Sampling, TransientLLMError, make_llm
+from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling, TransientLLMError
+from wdtk.synth.llm.client import JSONResult, LLMClient, ResponseCache, Usage, cache_key
+from wdtk.synth.llm.factory import make_llm
+from wdtk.synth.llm.jsonout import parse_json
 
 SCHEMA = {
     "type": "object",
@@ -126,8 +127,8 @@ def test_cache_hits_cost_no_request_and_persist(openai_server, tmp_path):
 
 KILLED_WRITER = """
 import os, signal, sys
-from wdtk.synth.client import ResponseCache
-from wdtk.synth.llm import Completion
+from wdtk.synth.llm.client import ResponseCache
+from wdtk.synth.llm.base import Completion
 ResponseCache(sys.argv[1]).put("k", Completion(text="kept", prompt_tokens=3, cost=0.5, model="m"))
 os.kill(os.getpid(), signal.SIGKILL)
 """
@@ -142,8 +143,8 @@ def test_cache_survives_sigkill_right_after_put(tmp_path):
 
 PARALLEL_WRITER = """
 import sys
-from wdtk.synth.client import ResponseCache
-from wdtk.synth.llm import Completion
+from wdtk.synth.llm.client import ResponseCache
+from wdtk.synth.llm.base import Completion
 cache = ResponseCache(sys.argv[1])
 for i in range(100):
     cache.put(f"{sys.argv[2]}-{i}", Completion(text=str(i)))

@@ -7,9 +7,10 @@ import sys
 
 import pytest
 
-from wdtk.synth import embedded
-from wdtk.synth.embedded import EmbeddedLLM, EmbeddedModelMissing, MicroBatcher
-from wdtk.synth.llm import PermanentLLMError, Sampling
+from wdtk.synth.llm import embedded
+from wdtk.synth.llm.base import PermanentLLMError, Sampling
+from wdtk.synth.llm.batching import MicroBatcher
+from wdtk.synth.llm.embedded import EmbeddedLLM, EmbeddedModelMissing
 
 CAPITAL = [{"role": "user", "content": "What is the capital of France?"}]
 PROMPTS = ["Name three colours.", "Who wrote Hamlet?", "What is 2+2?", "Write a haiku about the sea."]
@@ -24,7 +25,9 @@ def user(text: str) -> list[dict]:
 
 
 def test_import_does_not_load_torch():
-    code = "import sys, wdtk.synth.embedded; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    code = (
+        "import sys, wdtk.synth.llm.embedded; assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -62,7 +65,7 @@ def test_micro_batcher_groups_concurrent_calls_and_isolates_errors():
 
 
 def test_json_end_and_loop_detection():
-    from wdtk.synth.embedded_batch import JsonEnd, looping
+    from wdtk.synth.llm.embedded_generate import JsonEnd, looping
 
     watcher = JsonEnd()
     pieces = ['Sure: "x" {', '"a": "}\\"", ', '"b": {}', "}", " and more"]
@@ -197,7 +200,8 @@ def test_a_local_checkpoint_runs_through_make_llm(tmp_path):
 
     from tiny_lm import save_tiny
 
-    from wdtk.synth.llm import PermanentLLMError, Sampling, make_llm
+    from wdtk.synth.llm.base import PermanentLLMError, Sampling
+    from wdtk.synth.llm.factory import make_llm
 
     path = save_tiny(tmp_path / "tiny", "chatml")
     llm = make_llm(f"local:{path}")

@@ -25,7 +25,8 @@ from tiny_lm import save_tiny
 
 from wdtk.schemas import read_records
 from wdtk.synth.text import normalize
-from wdtk.training.evolve import STEPS, benchmark_texts, check_served, evolve_cmd, held_out_count, split
+from wdtk.training.commands import evolve_cmd
+from wdtk.training.evolve import STEPS, benchmark_texts, check_served, held_out_count, split
 
 SFT_ARGS = "--max_steps 2 --per_device_train_batch_size 2 --max_length 4096 --logging_steps 1"
 
@@ -82,7 +83,7 @@ def evolved(qa_run, qa_seeds, tmp_path_factory):
         mp.setenv("HF_DATASETS_CACHE", str(root / "hf-cache"))  # datasets' cache of the SFT set, in the subprocesses
         server.responder = AgentModel({s["problem"]: s["answer"] for s in qa_seeds})
         args = evolve_args(run_dir, base, qa_run / "seeds.jsonl", server.base_url)
-        code = "from wdtk.training.evolve import evolve_cmd; evolve_cmd()"
+        code = "from wdtk.training.commands import evolve_cmd; evolve_cmd()"
         with (root / "killed.log").open("w") as log:
             proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=log, stderr=subprocess.STDOUT,
                                     start_new_session=True)  # fmt: skip

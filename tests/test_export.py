@@ -11,7 +11,7 @@ from tiny_lm import sample_trajectories, tiny_model, tiny_tokenizer
 
 from wdtk.filters.export import SCHEMAS, rl_row, run, sft_row, webdancer_row, write_parquet
 from wdtk.schemas import RecordError, read_records, write_records
-from wdtk.synth.react import TOOLS, Instructions, chatml
+from wdtk.synth.agent.format import TOOLS, Instructions, chatml
 
 TRAJECTORIES = sample_trajectories()
 POOL = [

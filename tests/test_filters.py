@@ -85,7 +85,7 @@ def _qa(question: str, answer: str, **extra) -> dict:
 
 def test_filter_stage_drops_with_reasons_and_points_duplicates_to_the_first(tmp_path):
     from wdtk.filters.dedup import DedupConfig
-    from wdtk.filters.qa import FilterConfig, run
+    from wdtk.filters.qa_filter import FilterConfig, run
     from wdtk.schemas import read_records, write_records
 
     base = "Which cartographer, born in the river town of Tarnholm, drew the first atlas of the northern coast?"

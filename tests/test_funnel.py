@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from servers.agent_model import AgentModel
 
 from wdtk.cli import main
+from wdtk.filters.funnel import FunnelConfig, quality_reason, run, validity_reason
 from wdtk.filters.judge import Judge
-from wdtk.filters.trajectory import FunnelConfig, quality_reason, run, validity_reason
 from wdtk.schemas import read_records, validate, write_records
 
 PLANS = [["good", "wrong", "broken"], ["loop"], ["repeat", "invented_url", "good"], ["reasoning", "good", "good"]]
@@ -184,8 +184,8 @@ def test_funnel_writes_the_exports_and_wdtk_export_rewrites_them(sampled, tmp_pa
 
 
 def test_the_report_shows_what_the_funnel_dropped(sampled):
-    from wdtk.filters.report import gather
-    from wdtk.filters.report_html import render
+    from wdtk.report.gather import gather
+    from wdtk.report.html import render
 
     run([sampled / "sample" / "records"], sampled / "funnel", FunnelConfig(), Judge(None))
     figures = gather(sampled)

@@ -11,8 +11,8 @@ from servers import FakeOpenAIServer
 from wdtk import __version__
 from wdtk.filters.judge import Judge, JudgeConfig, exact_match, f1, judge_many, parse_verdict
 from wdtk.schemas import record_id, validate
-from wdtk.synth.client import LLMClient
-from wdtk.synth.llm import make_llm
+from wdtk.synth.llm.client import LLMClient
+from wdtk.synth.llm.factory import make_llm
 from wdtk.synth.prompting import load_prompt
 
 ITEM = "0123456789abcdef"

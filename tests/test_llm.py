@@ -10,9 +10,12 @@ import openai
 import pytest
 from servers import FakeOpenAIServer, Reply
 
-from wdtk.synth.backends import LiteLLM, retry_after
-from wdtk.synth.llm import Completion, PermanentLLMError, Sampling, TransientLLMError, make_llm, price
-from wdtk.synth.openai_backend import OpenAILLM
+from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling, TransientLLMError
+from wdtk.synth.llm.factory import make_llm
+from wdtk.synth.llm.litellm import LiteLLM
+from wdtk.synth.llm.openai import OpenAILLM
+from wdtk.synth.llm.pricing import price
+from wdtk.synth.net import retry_after
 
 USER = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}]
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
@@ -175,9 +178,9 @@ def test_make_llm_routing(monkeypatch):
     assert isinstance(make_llm("Qwen/Qwen2.5-7B", api_base="http://h/v1"), OpenAILLM)
     assert isinstance(make_llm("anthropic/claude-3-5-haiku-latest"), LiteLLM)
     assert isinstance(make_llm("openai/x", backend="litellm"), LiteLLM)
-    embedded = types.ModuleType("wdtk.synth.embedded")
+    embedded = types.ModuleType("wdtk.synth.llm.embedded")
     embedded.EmbeddedLLM = lambda **options: ("embedded", options)
-    monkeypatch.setitem(sys.modules, "wdtk.synth.embedded", embedded)
+    monkeypatch.setitem(sys.modules, "wdtk.synth.llm.embedded", embedded)
     assert make_llm() == ("embedded", {}) and make_llm("embedded", size="tiny") == ("embedded", {"size": "tiny"})
     with pytest.raises(ValueError, match="model name"):
         make_llm(None, api_base="http://h/v1")

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from wdtk.cli import main
 from wdtk.schemas import read_records, record_id, write_records
-from wdtk.synth.react import TOOLS, Instructions
+from wdtk.synth.agent.format import TOOLS, Instructions
 
 SECRETS = ["sk-live-abcdefghijklmnop", "hf_SecretTokenValue1234567890", "hunter2-password"]
 FAKE_TOKEN = "hf_FakeTokenForTheTestOnly000000"

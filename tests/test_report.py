@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from wdtk import __version__
 from wdtk.cli import main
-from wdtk.filters.report import gather, histogram, render
+from wdtk.report.gather import gather, histogram, render
 from wdtk.schemas import record_id, write_records
-from wdtk.synth.react import TOOLS, Instructions
+from wdtk.synth.agent.format import TOOLS, Instructions
 
 INJECTION = "<script>document.title='pwned'</script><img src=x onerror=\"document.body.dataset.pwned='1'\">"
 HEADINGS = [

@@ -9,10 +9,10 @@ import re
 import pytest
 from tiny_lm import trajectory
 
+from wdtk.filters.funnel import validity_reason
 from wdtk.filters.judge import Judge
-from wdtk.filters.trajectory import validity_reason
-from wdtk.synth.client import LLMClient
-from wdtk.synth.llm import make_llm
+from wdtk.synth.llm.client import LLMClient
+from wdtk.synth.llm.factory import make_llm
 from wdtk.training.rewards import (
     WEIGHTS,
     answer_reward,

@@ -19,9 +19,9 @@ import torch
 from tiny_lm import save_tiny, tiny_model, tiny_tokenizer
 from trl import GRPOTrainer
 
-from wdtk.synth.index import BM25Index
-from wdtk.synth.react import TOOLS, Turn, assistant_message, render_assistant
-from wdtk.synth.search import render_search, search_many
+from wdtk.synth.agent.format import TOOLS, Turn, assistant_message, render_assistant
+from wdtk.synth.search.base import render_search, search_many
+from wdtk.synth.search.bm25 import BM25Index
 from wdtk.training.rewards import exact_score, format_score
 from wdtk.training.rl import RLArguments, ToolRollout, dynamic_sample, equal_reward_groups, make_trainer, parse_args
 

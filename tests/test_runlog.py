@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from wdtk.cli import main
-from wdtk.synth.runlog import REDACTED, redact
+from wdtk.schemas.runlog import REDACTED, redact
 
 
 def test_redact_hides_secret_options_and_key_shaped_values():

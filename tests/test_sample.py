@@ -12,17 +12,17 @@ from servers.openai_server import Reply
 
 from wdtk.cli import main
 from wdtk.schemas import read_records, validate
-from wdtk.synth import react
-from wdtk.synth.agent import Agent, AgentConfig
-from wdtk.synth.client import LLMClient
-from wdtk.synth.llm import make_llm
+from wdtk.synth.agent import format as react
+from wdtk.synth.agent.loop import Agent, AgentConfig
+from wdtk.synth.agent.visit import Visitor
+from wdtk.synth.llm.client import LLMClient
+from wdtk.synth.llm.factory import make_llm
 from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
-from wdtk.synth.tools import Visitor
-from wdtk.synth.trajectories import SampleConfig, run
+from wdtk.synth.sample import SampleConfig, run
 
 
 def agent_for(server, qa_run, **cfg) -> Agent:
-    from wdtk.synth.index import BM25Index
+    from wdtk.synth.search.bm25 import BM25Index
 
     client = LLMClient(make_llm("agent-model", api_base=server.base_url), max_retries=1)
     index = BM25Index.load(qa_run / "index")

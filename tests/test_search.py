@@ -9,8 +9,10 @@ import time
 import pytest
 from servers.search_server import FakeSearchServer, page_record, site_page_records
 
-from wdtk.synth.index import MANIFEST, BM25Index, build_index
-from wdtk.synth.search import Hit, SearchError, SearxngSearch, SerperSearch, make_search, render_search, search_many
+from wdtk.synth.search.base import Hit, SearchError, render_search, search_many
+from wdtk.synth.search.bm25 import MANIFEST, BM25Index, build_index
+from wdtk.synth.search.factory import make_search
+from wdtk.synth.search.web import SearxngSearch, SerperSearch
 
 BASE = "http://127.0.0.1:8000"
 

@@ -10,7 +10,7 @@ from tiny_lm import sample_trajectories, save_tiny, tiny_tokenizer
 
 from wdtk.filters.export import run, sft_row
 from wdtk.schemas import write_records
-from wdtk.synth.react import render_assistant
+from wdtk.synth.agent.format import render_assistant
 from wdtk.training import sft
 from wdtk.training.templates import FAMILIES, select_template
 

@@ -131,7 +131,7 @@ def test_a_rerun_resumes_and_pays_no_call_twice(truth_server, pages_file, tmp_pa
 
 @pytest.fixture(scope="module")
 def index_dir(pages_file, tmp_path_factory) -> Path:
-    from wdtk.synth.index import build_index
+    from wdtk.synth.search.bm25 import build_index
 
     out = tmp_path_factory.mktemp("index")
     build_index(pages_file, out)
@@ -282,7 +282,7 @@ def test_synth_without_a_crawl_says_what_to_do(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "wdtk.cli", "synth", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 1 and "no crawled pages in" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.returncode == 1 and "no crawled pages at" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow

@@ -15,13 +15,13 @@ from servers.openai_server import FakeOpenAIServer
 from servers.search_server import site_page_records
 
 from wdtk.schemas import write_records
-from wdtk.synth import tools
-from wdtk.synth.client import LLMClient
-from wdtk.synth.fetch import Fetcher, FetchError, non_public
-from wdtk.synth.index import BM25Index, build_index
-from wdtk.synth.llm import make_llm
+from wdtk.synth.agent import visit as tools
+from wdtk.synth.agent.fetch import Fetcher, FetchError, non_public
+from wdtk.synth.agent.visit import EXTRACT_SCHEMA, UNREACHABLE, Visitor, render_visit
+from wdtk.synth.llm.client import LLMClient
+from wdtk.synth.llm.factory import make_llm
 from wdtk.synth.prompting import load_prompt
-from wdtk.synth.tools import EXTRACT_SCHEMA, UNREACHABLE, Visitor, render_visit
+from wdtk.synth.search.bm25 import BM25Index, build_index
 
 LOCAL = Fetcher(allowed_hosts=("127.0.0.1",))
 ROUTES = {  # path -> (status, headers, body); a body without Content-Length ends when the connection closes
@@ -183,7 +183,7 @@ def test_visit_renders_evidence_and_summary(llm_server, site_server):
     sent = llm_server.requests[0]
     assert sent["messages"] == [{"role": "user", "content": prompt.render(goal=GOAL, url=url, page=page_in(sent))}]
     assert page_in(sent) == fetch(url).text and sent["response_format"]["json_schema"]["schema"] == EXTRACT_SCHEMA
-    file_hash = hashlib.sha256((Path(tools.__file__).parent / "prompts/visit_extract.txt").read_bytes()).hexdigest()
+    file_hash = hashlib.sha256((Path(tools.__file__).parents[1] / "prompts/visit_extract.txt").read_bytes()).hexdigest()
     assert prompt.version == file_hash[:12] and client.usage.summary()["visit"]["calls"] == 1
 
 

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from wdtk.schemas import record_id
-from wdtk.synth.react import TOOLS, Instructions, Turn, assistant_message, chatml
+from wdtk.synth.agent.format import TOOLS, Instructions, Turn, assistant_message, chatml
 
 WEBDANCER_TAGS = [
     f"<{slash}{tag}>" for tag in ("think", "tool_call", "tool_response", "answer") for slash in ("", "/")

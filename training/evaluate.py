@@ -30,16 +30,12 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import click
-
 from wdtk import __version__
-from wdtk.filters.commands import judge_options
-from wdtk.filters.judge import Judge, JudgeConfig, judge_client, judge_many
-from wdtk.filters.trajectory import validity_reason
-from wdtk.schemas import RecordError, ShardWriter, read_records, write_records
-from wdtk.synth.agent import AgentConfig
-from wdtk.synth.commands import agent_config, agent_options, llm_options, run_with_progress, stage_backends
-from wdtk.synth.parallel import Backends, batched
+from wdtk.filters.funnel import validity_reason
+from wdtk.filters.judge import Judge, judge_many
+from wdtk.schemas import ShardWriter, batched, read_records, write_records
+from wdtk.synth.agent.loop import AgentConfig
+from wdtk.synth.parallel import Backends
 from wdtk.synth.text import is_number, normalize
 from wdtk.training.benchmarks import Question, load_benchmark
 
@@ -161,8 +157,8 @@ def prepare(benchmark: Path, out_dir: Path, limit: int | None = None) -> tuple[l
 
 def sample_rollouts(source: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, opts=None, progress=None):
     """k rollouts per question into out_dir/rollouts by the sampling stage (so resumable); its summary."""
-    from wdtk.synth.trajectories import SampleConfig
-    from wdtk.synth.trajectories import run as sample
+    from wdtk.synth.sample import SampleConfig
+    from wdtk.synth.sample import run as sample
 
     # a resumed run must not mix in rollouts of another model, k or budget: Pass@k would silently mean something else
     stamp = out_dir / "rollouts" / "eval_settings.json"
@@ -224,48 +220,3 @@ def run(benchmark: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, jud
     questions, skipped, source = prepare(benchmark, out_dir, cfg.limit)
     sample_rollouts(source, out_dir, cfg, backends, opts, progress)
     return score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
-
-
-_OUT = "Output: questions.jsonl, rollouts/, judgements/, results.json, results.md."
-
-
-@click.command("eval", context_settings={"show_default": True})
-@click.argument("benchmark", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path), help=_OUT)
-@click.option("--k", "k", default=3, type=click.IntRange(1), help="Rollouts per question.")
-@click.option("--search", required=True, metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL.")
-@judge_options
-@agent_options
-@click.option("--limit", default=None, type=click.IntRange(1), help="Evaluate at most this many questions.")
-@llm_options
-def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | None, restart: bool, **opts) -> None:
-    """Evaluate an agent (any --model, e.g. a served fine-tune) on BENCHMARK: K rollouts per question, judged.
-
-    BENCHMARK: GAIA, WebWalkerQA or BrowseComp (rows with a canary are decrypted) as JSONL, Parquet or CSV, or
-    plain question/answer JSONL; the layout is detected per row. GAIA tasks with attached files are skipped: files
-    are out of scope. Reports Pass@1, Pass@K, Cons@K (majority answer correct), the invalid-action rate, budget
-    exhaustion and actions per rollout, overall and by level, type, difficulty or topic, in OUT/results.json and
-    OUT/results.md. A killed run resumes its rollouts when started again.
-    """
-    from wdtk.synth.runlog import log_command
-
-    if search.startswith("bm25:") and not Path(search[5:]).exists():
-        raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
-    cfg = EvalConfig(k=k, agent=agent_config(opts), limit=limit)
-    try:
-        questions, skipped, source = prepare(benchmark, out_dir, limit)
-    except RecordError as e:
-        raise click.ClickException(str(e)) from None
-    log_command(out_dir)
-    judge_model, judge_api_base, f1_threshold = (
-        opts.pop(n) for n in ("judge_model", "judge_api_base", "f1_threshold")
-    )
-    backends, run_opts = stage_backends(out_dir, opts.pop("model"), opts.pop("api_base"), search, **opts)
-    run_with_progress(
-        "eval", out_dir / "rollouts", restart, lambda p: sample_rollouts(source, out_dir, cfg, backends, run_opts, p)
-    )
-    judge = Judge(
-        judge_client(judge_model, judge_api_base, out_dir / "llm_cache.sqlite"), JudgeConfig(f1_threshold=f1_threshold)
-    )
-    results = score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
-    click.echo("\n" + markdown(results) + f"\nresults -> {out_dir / 'results.json'}, {out_dir / 'results.md'}")

@@ -44,13 +44,8 @@ from pathlib import Path
 import click
 
 from wdtk import __version__
-from wdtk.filters.commands import judge_options
-from wdtk.synth.agent import AgentConfig
-from wdtk.synth.commands import (
-    agent_config,
-    agent_options,
-    llm_options,
-    run_dir_option,
+from wdtk.synth.agent.loop import AgentConfig
+from wdtk.synth.options import (
     run_with_progress,
     stage_backends,
 )
@@ -135,6 +130,14 @@ def check_served(api_base: str, name: str) -> None:
         )
 
 
+def is_fraction(text: str) -> bool:
+    """Whether `text` is a number strictly between 0 and 1 (a held-out fraction rather than a file)."""
+    try:
+        return 0 < float(text) < 1
+    except ValueError:
+        return False
+
+
 class Evolution:
     """One self-evolution run in RUN/evolve: its state on disk and the steps of a round (each returns its figures)."""
 
@@ -181,10 +184,10 @@ class Evolution:
 
     def make_split(self) -> dict:
         from wdtk.schemas import write_records
-        from wdtk.synth.trajectories import questions
+        from wdtk.synth.sample import questions
 
         held = self.cfg.held_out
-        fraction = float(held) if _is_fraction(held) else None
+        fraction = float(held) if is_fraction(held) else None
         train, out = split(list(questions(map(Path, self.cfg.questions))), fraction or benchmark_texts(Path(held)))
         files = {"train": self.root / "split" / "train.jsonl", "held_out": self.root / "split" / "held_out.jsonl"}
         write_records(train, files["train"], kind="qa")
@@ -222,8 +225,8 @@ class Evolution:
         return Judge(client, JudgeConfig(f1_threshold=self.cfg.f1_threshold))
 
     def sample(self, rnd: dict, out: Path) -> dict:
-        from wdtk.synth.trajectories import SampleConfig
-        from wdtk.synth.trajectories import run as sample
+        from wdtk.synth.sample import SampleConfig
+        from wdtk.synth.sample import run as sample
 
         backends, opts = self.backends(rnd["policy"], rnd["round"])
         cfg, train = SampleConfig(self.cfg.rollouts, self.cfg.agent), [Path(self.state["split"]["train"])]
@@ -237,8 +240,8 @@ class Evolution:
     def funnel(self, rnd: dict, out: Path) -> dict:
         from wdtk.filters.commands import print_export, print_funnel
         from wdtk.filters.export import run as export
-        from wdtk.filters.trajectory import FunnelConfig
-        from wdtk.filters.trajectory import run as funnel
+        from wdtk.filters.funnel import FunnelConfig
+        from wdtk.filters.funnel import run as funnel
 
         qa = [Path(self.state["split"]["train"])]
         s = funnel([out / "sample" / "records"], out / "funnel", FunnelConfig(), self.judge(), qa_sources=qa)
@@ -353,80 +356,3 @@ def markdown(state: dict) -> str:
     lines += ["", f"Held-out: {split.get('held_out')}; training questions: {split.get('train_questions')}."]
     lines.append("Yield: kept / sampled rollouts; Solved: questions with a kept rollout; Pass@1 on the held-out ones.")
     return "\n".join(lines) + "\n"
-
-
-def _is_fraction(text: str) -> bool:
-    try:
-        return 0 < float(text) < 1
-    except ValueError:
-        return False
-
-
-# fmt: off
-@click.command("evolve", context_settings={"show_default": True})
-@run_dir_option("Run directory: search index DIR/index, default questions DIR/filter/records, output DIR/evolve.")
-@click.option("--rounds", default=3, type=click.IntRange(1), help="Rounds in all (a rerun may raise it).")
-@click.option("--base-model", required=True, help="Checkpoint (path or Hub id) that training starts from.")
-@click.option("--questions", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="QA records or SimpleQA-style JSONL (repeatable; default DIR/filter/records).")
-@click.option("--held-out", default="0.2", metavar="FRACTION|FILE",
-              help="Fraction of the questions held out for Pass@1 (fixed by hash of their ids), or a benchmark file.")
-@click.option("--rollouts", default=3, type=click.IntRange(1), help="Rollouts per training question per round.")
-@click.option("--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default bm25:DIR/index).")
-@judge_options
-@click.option("--serve", default="local", type=click.Choice(list(SERVE)),
-              help="How rounds >= 1 reach the trained model: local (CPU, in process), vllm (in process, GPU), "
-                   "endpoint (a server you start on each checkpoint, at --serve-api-base).")
-@click.option("--serve-api-base", default=None, help="Endpoint serving the checkpoints (--serve endpoint).")
-@click.option("--init", default="base", type=click.Choice(["base", "previous"]),
-              help="Train each round from --base-model, or from the last round's checkpoint.")
-@click.option("--accumulate/--no-accumulate", default=True, help="Train on all rounds' kept rows, or this one's.")
-@click.option("--sft-args", default="", help='Extra TRL arguments for training/sft.py, e.g. "--num_train_epochs 2".')
-@click.option("--launcher", default="", help='Runs the SFT module, e.g. "accelerate launch --num_processes 8" '
-                                             "(default: this Python).")
-@click.option("--eval-k", default=3, type=click.IntRange(1), help="Rollouts per held-out question (Pass@1: mean).")
-@agent_options
-@llm_options
-# fmt: on
-def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
-    """Self-evolution: each round samples with the current model, keeps what the funnel passes, fine-tunes on it
-    and measures Pass@1 on held-out questions; round 0 samples with --model (the starting policy or a teacher).
-
-    A killed run resumes at its first unfinished step when started again with the same options (--rounds may
-    grow; --sft-args, --launcher, endpoints and worker options may change). The state is in DIR/evolve/state.json,
-    the per-round table in DIR/evolve/rounds.md. With --serve endpoint, evolve stops when a new checkpoint is not
-    served yet, naming it: serve it at --serve-api-base and rerun. --restart discards DIR/evolve.
-    """
-    from wdtk.schemas import RecordError
-    from wdtk.synth.runlog import log_command
-
-    questions = o.pop("questions") or (run_dir / "filter" / "records",)
-    search = o.pop("search") or f"bm25:{run_dir / 'index'}"
-    for path in questions:
-        if not Path(path).exists():
-            raise click.ClickException(f"no questions at {path}: run `wdtk filter` first or pass --questions")
-    if search.startswith("bm25:") and not Path(search[5:]).exists():
-        raise click.ClickException(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
-    search = f"bm25:{Path(search[5:]).resolve()}" if search.startswith("bm25:") else search  # the index, wherever
-    held_out = o.pop("held_out")
-    if not _is_fraction(held_out) and not Path(held_out).is_file():
-        raise click.ClickException(f"--held-out {held_out}: neither a fraction in (0, 1) nor a file")
-    if o["serve"] == "endpoint" and not o["serve_api_base"]:
-        raise click.ClickException("--serve endpoint needs --serve-api-base URL (where you serve each checkpoint)")
-    agent = agent_config(o)
-    endpoints = {k: o.pop(k) for k in ("api_base", "judge_api_base", "serve_api_base")}
-    sft = (o.pop("launcher"), o.pop("sft_args"))
-    llm_opts = {k: o.pop(k) for k in ("concurrency", "rpm", "tpm", "workers", "scheduler", "partition_size")}
-    held_out = held_out if _is_fraction(held_out) else str(Path(held_out).resolve())
-    questions = tuple(str(Path(q).resolve()) for q in questions)
-    o |= {"questions": questions, "held_out": held_out, "search": search, "agent": agent}
-    cfg = EvolveConfig(judge=o.pop("judge_model"), **o)
-    if restart:
-        shutil.rmtree(run_dir / "evolve", ignore_errors=True)
-    evolution = Evolution(run_dir, cfg, endpoints, llm_opts, sft)
-    log_command(run_dir)
-    try:
-        evolution.run(rounds)
-    except (RecordError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
-    click.echo(f"\n{markdown(evolution.state)}\nstate -> {evolution.path}; table -> {evolution.root / 'rounds.md'}")

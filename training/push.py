@@ -18,15 +18,13 @@ from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
 
-import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from wdtk import __version__
-from wdtk.schemas import RecordError, read_records
+from wdtk.report.card import MARKER, render_card
+from wdtk.schemas import batched, read_records
 from wdtk.schemas.formats import ROW_GROUP
-from wdtk.synth.parallel import batched
-from wdtk.training.card import MARKER, render_card
 
 JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
 PROVENANCE = ("model", "prompt_version", "wdtk_version")
@@ -182,50 +180,3 @@ def push(run_dir: str | Path, repo_id: str, token: str | None = None, private: b
             delete_patterns=["data/**"],  # shards of an earlier, larger push must not linger under the globs
         )  # fmt: skip
     return summary | {"commit_url": getattr(info, "commit_url", None)}
-
-
-@click.command("push", context_settings={"show_default": True})
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--repo-id", metavar="ORG/NAME", help="Dataset repo on the Hub to create if needed and upload to.")
-@click.option(
-    "--local-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Also write the repo tree here (the very files uploaded); without --repo-id, only write it.",
-)
-@click.option("--private", is_flag=True, help="Make the repo private (an existing public one too) before uploading.")
-@click.option("--shard-size", default=10_000, type=click.IntRange(1), help="Rows per Parquet file.")
-@click.option("--license", default="unknown", help="License id for the card, e.g. cc-by-4.0.")
-@click.option("--revision", default=None, help="Branch to commit to, created if missing (default: main).")
-@click.option("--commit-message", default=None, help="Commit message (default: names the run and wdtk version).")
-def push_cmd(run_dir, repo_id, local_dir, private, revision, commit_message, **card) -> None:
-    """Publish RUN_DIR as one Hugging Face dataset repo: configs qa, trajectories, sft, rl as Parquet, and a card.
-
-    The token comes from HF_TOKEN or `hf auth login`, never from the command line (shell history), and is written
-    nowhere. --local-dir alone writes the same tree to disk and uploads nothing; `datasets.load_dataset(DIR, CONFIG)`
-    reads it. Configs with no records are left out with a warning.
-    """
-    if not repo_id and not local_dir:
-        raise click.UsageError("give --repo-id to upload, --local-dir to write the tree to disk, or both")
-    try:
-        from huggingface_hub.errors import HfHubHTTPError, HFValidationError
-    except ImportError:
-        raise click.ClickException("wdtk push needs huggingface_hub: pip install 'wdtk[train]'") from None
-    try:
-        if repo_id:
-            summary = push(run_dir, repo_id, None, private, local_dir=local_dir, revision=revision,
-                           commit_message=commit_message, **card)  # fmt: skip
-        else:
-            summary = build_repo(run_dir, local_dir, **card)
-    except (RecordError, OSError, HFValidationError) as e:  # OSError: FileNotFound, FileExists, Permission
-        raise click.ClickException(str(e)) from None
-    except HfHubHTTPError as e:
-        raise click.ClickException(f"the Hub refused the push to {repo_id}: {e}") from None
-    for warning in summary["warnings"]:
-        click.echo(f"warning: {warning}", err=True)
-    for name, c in summary["configs"].items():
-        json_columns = f"; JSON columns: {', '.join(c['json_columns'])}" if c["json_columns"] else ""
-        click.echo(f"  {name}: {c['rows']} rows in {c['files']} Parquet file(s){json_columns}")
-    if local_dir:
-        click.echo(f"wrote the repo tree to {local_dir}")
-    if repo_id:
-        click.echo(f"pushed to https://huggingface.co/datasets/{repo_id} ({summary['commit_url'] or 'committed'})")

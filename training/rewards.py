@@ -3,7 +3,7 @@
 - format: 1.0 when the rollout is well formed from start to end: every assistant turn has balanced <think>,
   <tool_call> and <answer> tags and one action, every tool call names a real tool with valid arguments and gets its
   response, and the rollout ends with an answer. That is the funnel's validity check
-  (`wdtk.filters.trajectory.validity_reason`), so RL rewards exactly what SFT data was filtered for. Else 0.0.
+  (`wdtk.filters.funnel.validity_reason`), so RL rewards exactly what SFT data was filtered for. Else 0.0.
 - answer: 1.0 when the final answer is right, by the LLM judge (`wdtk.filters.judge.Judge`, GAIA-style equivalence)
   when one is given, else by normalised exact match (`wdtk.filters.judge.exact_match`); 0.0 without an answer.
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from wdtk.filters.funnel import validity_reason
 from wdtk.filters.judge import Judge, exact_match
-from wdtk.filters.trajectory import validity_reason
 
 WEIGHTS = {"format": 0.1, "answer": 0.9}  # WebDancer's weights, in the order of the reward functions
 

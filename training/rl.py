@@ -20,7 +20,7 @@ refills the batch with groups of prompts drawn beyond it, up to `--dynamic_sampl
 `dynamic_sampling/dropped_fraction`. `--use_vllm` generates with vLLM (TRL's colocate or server mode).
 
 Rollouts (TRL's `rollout_func`): the model writes WebDancer turns (<think>, one <tool_call> or <answer>); each turn is
-read by `wdtk.synth.react.parse_turn` and its tool call run by `wdtk.synth.agent.Agent.act`, as trajectory sampling
+read by `synth.agent.format.parse_turn` and its tool call run by `synth.agent.loop.Agent.act`, as sampling
 does: `search` on the local index; `visit` returns the page's stored text cut to `--visit_chars` characters (no LLM
 in the loop), or, with `--visit_model`, the evidence that model extracts, as in sampling. The tool response is added
 as the chat template renders a tool turn, and masked out of the loss. Reward: 0.1 x format + 0.9 x answer
@@ -46,9 +46,9 @@ import torch
 from trl import GRPOTrainer
 
 from wdtk.filters.judge import Judge
-from wdtk.synth.agent import Agent, AgentConfig
-from wdtk.synth.react import TOOLS, Instructions, assistant_message, parse_turn
-from wdtk.synth.tools import SEPARATOR, UNREACHABLE
+from wdtk.synth.agent.format import TOOLS, Instructions, assistant_message, parse_turn
+from wdtk.synth.agent.loop import Agent, AgentConfig
+from wdtk.synth.agent.visit import SEPARATOR, UNREACHABLE
 from wdtk.training.rewards import WEIGHTS, answer_reward, format_reward
 from wdtk.training.templates import FAMILIES
 
@@ -317,10 +317,10 @@ def to_prompt(row: dict) -> dict:
 
 def make_trainer(model, tokenizer, train_dataset, training_args, rl_args: RLArguments, peft_config=None):
     """A DAPOTrainer over a dataset of {"question", "answer", ...} rows, its tools on the index `rl_args.index`."""
-    from wdtk.synth.client import LLMClient
-    from wdtk.synth.index import BM25Index
-    from wdtk.synth.llm import make_llm
-    from wdtk.synth.tools import Visitor
+    from wdtk.synth.agent.visit import Visitor
+    from wdtk.synth.llm.client import LLMClient
+    from wdtk.synth.llm.factory import make_llm
+    from wdtk.synth.search.bm25 import BM25Index
 
     if rl_args.chat_template_family:
         tokenizer.chat_template = FAMILIES[rl_args.chat_template_family].template

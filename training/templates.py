@@ -10,8 +10,8 @@ Families (`FAMILIES`):
   instead of being encoded a second time.
 - `qwen3`: Qwen3. Qwen3's template as TRL's training variant has it: every assistant turn keeps its <think> block.
 - `chatml`: any tokenizer with <|im_start|>/<|im_end|> (SmolLM2, ...): WebDancer's own text. The tools are listed as
-  `wdtk.synth.react.Instructions().system_prompt()` lists them, so an exported SFT row renders to exactly the text of
-  its WebDancer export (and the text the agent saw while sampling).
+  `wdtk.synth.agent.format.Instructions().system_prompt()` lists them, so an exported SFT row renders to exactly the
+  text of its WebDancer export (and the text the agent saw while sampling).
 - `llama3`: Llama 3.x header tokens around the same WebDancer text. Llama 3.1's own template keeps no text beside a
   tool call (the thought would be lost) and takes one call in a bare `{"name", "parameters"}` form the system prompt
   does not ask for, so this one follows the prompt instead.

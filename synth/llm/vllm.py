@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
-from wdtk.synth.llm import Completion, PermanentLLMError, Sampling
+from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling
 
 INSTALL_HINT = "the 'vllm:' backend needs vLLM in this environment (pip install vllm; Linux with a CUDA GPU)"
 

@@ -1,101 +1,18 @@
-"""Web search for synthesis and trajectory sampling: one small protocol, a local index and two HTTP backends.
-
-engine = make_search("bm25:data/index")            # offline default: a BM25 index over crawled pages
-engine = make_search("serper:https://google.serper.dev")   # X-API-KEY from $SERPER_API_KEY
-engine = make_search("searxng:http://localhost:8888")
-results = await search_many(engine, ["first query", "second query"], k=5)
-observation = render_search(results)                # the tool response an agent reads, as in WebDancer
-"""
+"""Web search backends over HTTP: Serper (Google results) and SearXNG, with retries and backoff."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
 
 import httpx
 
+from wdtk.synth.net import LoopClient
+from wdtk.synth.search.base import Hit, SearchError
+
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
 MAX_RETRY_AFTER = 30.0  # seconds; a server asking for longer is treated as down rather than waited on
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result."""
-
-    title: str
-    url: str
-    snippet: str
-
-
-class SearchEngine(Protocol):
-    """Anything that answers a query with ranked hits."""
-
-    name: str
-
-    async def search(self, query: str, k: int = 5) -> list[Hit]: ...
-
-
-class SearchError(RuntimeError):
-    """A search backend failed in a way retrying will not fix (bad key, bad URL, malformed answer)."""
-
-
-async def search_many(engine: SearchEngine, queries: list[str], k: int = 5) -> dict[str, list[Hit]]:
-    """Run `queries` concurrently; results keyed by query in the order given (duplicates searched once)."""
-    unique = list(dict.fromkeys(queries))
-    hits = await asyncio.gather(*(engine.search(q, k) for q in unique))
-    return dict(zip(unique, hits, strict=True))
-
-
-def render_search(results: dict[str, list[Hit]]) -> str:
-    """WebDancer's search observation: per query a header and a numbered markdown list, queries split by =======."""
-    return "\n=======\n".join(_render_one(query, hits) for query, hits in results.items())
-
-
-def _render_one(query: str, hits: list[Hit]) -> str:
-    if not hits:
-        return f"No results found for '{query}'. Try with a more general query."
-    lines = [f"{i}. [{h.title}]({h.url})\n{h.snippet}" for i, h in enumerate(hits, 1)]
-    return f"A search for '{query}' found {len(hits)} results:\n\n## Web Results\n" + "\n\n".join(lines)
-
-
-def make_search(spec: str) -> SearchEngine:
-    """An engine from 'bm25:PATH' (a local index; a bare path means the same), 'serper:URL' or 'searxng:URL'."""
-    kind, sep, target = spec.partition(":")
-    if not sep:  # a bare path
-        kind, target = "bm25", spec
-    if kind == "bm25":
-        from wdtk.synth.index import BM25Index  # tantivy loads only when a local index is asked for
-
-        return BM25Index.load(Path(target))
-    if kind == "serper":
-        return SerperSearch(target or "https://google.serper.dev", api_key=os.environ.get("SERPER_API_KEY"))
-    if kind == "searxng":
-        return SearxngSearch(target)
-    raise SearchError(f"unknown search engine {kind!r} in {spec!r}; expected bm25:PATH, serper:URL or searxng:URL")
-
-
-class LoopClient:
-    """An httpx.AsyncClient per event loop, made on first use: a client's pool cannot move between loops."""
-
-    def __init__(self, **options) -> None:
-        self.options = options
-        self._http: httpx.AsyncClient | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    def __call__(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._loop is not loop:
-            self._http, self._loop = httpx.AsyncClient(**self.options), loop
-        return self._http
-
-    async def aclose(self) -> None:
-        """Close the pooled connections (when they belong to the running loop; a dead loop's are gone)."""
-        if self._http is not None and self._loop is asyncio.get_running_loop():
-            await self._http.aclose()
-        self._http = None
 
 
 class HTTPSearch:

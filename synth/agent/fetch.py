@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import httpx
 
 from wdtk.crawler.extract import extract_page
-from wdtk.synth.index import Page
-from wdtk.synth.search import LoopClient
+from wdtk.synth.net import LoopClient
+from wdtk.synth.search.bm25 import Page
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -23,9 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wdtk.filters.judge import Judge
-from wdtk.schemas import ShardWriter, read_records
-from wdtk.synth.parallel import batched
-from wdtk.synth.react import check_call, parse_turn, render_assistant
+from wdtk.schemas import ShardWriter, batched, read_records
+from wdtk.synth.agent.format import check_call, parse_turn, render_assistant
 from wdtk.synth.text import contains, is_number
 
 STAGES = ("validity", "correctness", "quality")

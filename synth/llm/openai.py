@@ -26,8 +26,8 @@ import aiohttp
 import httpx
 import orjson
 
-from wdtk.synth.backends import map_error, parse_completion, request_body, status_error
-from wdtk.synth.llm import Completion, Sampling, TransientLLMError
+from wdtk.synth.llm.base import Completion, Sampling, TransientLLMError
+from wdtk.synth.llm.wire import map_error, parse_completion, request_body, status_error
 
 TRANSPORTS = ("aiohttp", "sdk")
 

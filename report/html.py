@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wdtk.filters.report_charts import COLORS, Raw, esc, funnel_svg, hbars, histogram_svg, num, table
+from wdtk.report.charts import COLORS, Raw, esc, funnel_svg, hbars, histogram_svg, num, table
 
 DROP = "#d0694f"
 CSS = """

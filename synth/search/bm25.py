@@ -29,7 +29,7 @@ import tantivy
 
 from wdtk.crawler.scope import canonical
 from wdtk.schemas import read_records
-from wdtk.synth.search import Hit, SearchError
+from wdtk.synth.search.base import Hit, SearchError
 
 FORMAT = 1
 MANIFEST = "wdtk_index.json"

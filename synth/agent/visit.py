@@ -15,13 +15,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from wdtk.synth.fetch import Fetcher, FetchError
-from wdtk.synth.index import Page
-from wdtk.synth.llm import Sampling
+from wdtk.synth.agent.fetch import Fetcher, FetchError
+from wdtk.synth.llm.base import Sampling
 from wdtk.synth.prompting import load_prompt
+from wdtk.synth.search.bm25 import Page
 
 if TYPE_CHECKING:
-    from wdtk.synth.client import LLMClient
+    from wdtk.synth.llm.client import LLMClient
 
 PROMPT = "visit_extract"
 UNREACHABLE = "The provided webpage content could not be accessed. Please check the URL or file format."

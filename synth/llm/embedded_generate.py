@@ -1,6 +1,6 @@
 """One `generate` call for a batch of chat requests on CPU, each row with its own sampling, limits and stops.
 
-Imports torch and transformers at the top: `wdtk.synth.embedded` imports this module only when it loads the model.
+Imports torch and transformers at the top: `wdtk.synth.llm.embedded` imports this module only when it loads the model.
 Rows are left-padded into one tensor; sampling is done by a logits processor with a seeded generator per row and
 greedy decoding picks the sampled token, so a row's output depends on its own seed, never on its batch mates.
 A stopping criterion ends each row on its own (max tokens, stop strings, a closed JSON object, a loop); a batch

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import email.utils
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import replace
 
 import orjson
 
-from wdtk.synth.llm import Completion, PermanentLLMError, Sampling, TransientLLMError, price, response_format
+from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling, TransientLLMError, response_format
+from wdtk.synth.llm.pricing import price
+from wdtk.synth.net import retry_after
 
 # 408 request timeout, 409 lock contention, 429 rate limit and 5xx are worth retrying (as the openai SDK does).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -103,82 +103,3 @@ def status_error(status: int, body: bytes, headers: Mapping | None) -> Transient
 def _headers(error: Exception) -> Mapping | None:
     headers = getattr(error, "litellm_response_headers", None)
     return headers if headers is not None else getattr(getattr(error, "response", None), "headers", None)
-
-
-def retry_after(headers: Mapping | None) -> float | None:
-    """Seconds to wait from Retry-After (seconds or HTTP date) or retry-after-ms, when the server sent them."""
-    if not headers:
-        return None
-    if isinstance(headers, dict):  # HTTP libraries hand over case-insensitive mappings; a plain dict is not one
-        headers = {k.lower(): v for k, v in headers.items()}
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None  # neither seconds nor a date: back off as if it were absent
-    return max(0.0, when.timestamp() - time.time())
-
-
-class LiteLLM:
-    """Any provider litellm knows ("anthropic/claude-...", "gemini/...", "openai/..."), through litellm.acompletion."""
-
-    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, **options) -> None:
-        self.model, self.api_base, self._api_key, self._options = model, api_base, api_key, options
-        self.name = f"litellm:{model}" + (f"@{api_base}" if api_base else "")
-
-    async def complete(
-        self,
-        messages: list[dict],
-        sampling: Sampling,
-        *,
-        json_schema: dict | None = None,
-        timeout: float | None = None,
-    ) -> Completion:
-        """One chat completion."""
-        import litellm
-
-        litellm.suppress_debug_info = True  # else every exception prints a "Give Feedback" banner to stdout
-        body = request_body(self.model, messages, sampling, json_schema)
-        extra = {"api_base": self.api_base, "api_key": self._api_key, **self._options}
-        try:
-            # drop_params: providers without seed or response_format get the request without them (chat_json still
-            # validates); retries are LLMClient's, so litellm's own are off
-            response = await litellm.acompletion(
-                **body,
-                **{k: v for k, v in extra.items() if v is not None},
-                timeout=timeout,
-                num_retries=0,
-                max_retries=0,
-                drop_params=True,
-            )
-        except Exception as e:
-            raise map_error(e) from e
-        return self._completion(response, litellm)
-
-    def _completion(self, response, litellm) -> Completion:
-        choice = response.choices[0]
-        usage = getattr(response, "usage", None)
-        try:
-            cost = litellm.completion_cost(completion_response=response) or 0.0
-        except Exception:  # litellm raises for models missing from its map: unknown price, not a failed call
-            cost = 0.0
-        return Completion(
-            text=choice.message.content or "",
-            reasoning=getattr(choice.message, "reasoning_content", None) or "",
-            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
-            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
-            cost=float(cost),
-            model=response.model or "",
-            finish_reason=choice.finish_reason or "",
-        )

@@ -24,11 +24,11 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk.synth.llm import Completion, PermanentLLMError, Sampling
+from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling
+from wdtk.synth.llm.batching import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class EmbeddedLLM:
         import transformers.models.llama.modeling_llama  # noqa: F401  imported first: the report times the load
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from wdtk.synth import embedded_batch  # noqa: F401  (pulls in transformers' generation code)
+        from wdtk.synth.llm import embedded_generate  # noqa: F401  (pulls in transformers' generation code)
 
         if self.model_path is not None:
             if not (self.model_path / "config.json").exists():
@@ -216,7 +216,7 @@ class EmbeddedLLM:
 
     def _run_batch(self, items: list[tuple[list[dict], Sampling, dict | None]]) -> list[Completion | Exception]:
         """Worker thread: tokenise, generate for every valid request in one call, and wrap the results."""
-        from wdtk.synth.embedded_batch import generate
+        from wdtk.synth.llm.embedded_generate import generate
 
         self.load()
         requests = [self._request(*item) for item in items]
@@ -238,7 +238,7 @@ class EmbeddedLLM:
 
     def _request(self, messages: list[dict], sampling: Sampling, json_schema: dict | None):
         """The GenRequest for one call, or the PermanentLLMError that rejects it."""
-        from wdtk.synth.embedded_batch import GenRequest
+        from wdtk.synth.llm.embedded_generate import GenRequest
 
         try:
             ids = self.prompt_ids(messages, json_schema)
@@ -295,54 +295,3 @@ def _text(content) -> str:
     if isinstance(content, list):
         return "".join(part.get("text", "") for part in content if isinstance(part, dict))
     return content or ""
-
-
-class MicroBatcher:
-    """Runs `run(items) -> results` on one worker thread for batches of concurrent `submit` calls.
-
-    A batch starts `window` seconds after its first item (so the callers of one gather() join in), or at once when
-    `max_batch` items wait; items that arrive while a batch runs form the next one. `run` returns one result per
-    item; an Exception in its place is raised to that caller alone.
-    """
-
-    def __init__(self, run, max_batch: int = 8, window: float = 0.005) -> None:
-        self.run, self.max_batch, self.window = run, max_batch, window
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wdtk-embedded")  # torch uses all cores
-        self._pending: list[tuple[object, asyncio.Future]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._busy = self._scheduled = False
-
-    async def submit(self, item):
-        """The result of `item`, computed in some batch."""
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:  # a new event loop (another asyncio.run): nothing of the old one can finish
-            self._loop, self._pending, self._busy, self._scheduled = loop, [], False, False
-        future = loop.create_future()
-        self._pending.append((item, future))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_later(self.window, self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        """Start a batch of what is pending, unless one runs (it flushes again when it ends)."""
-        self._scheduled = False
-        self._pending = [(item, f) for item, f in self._pending if not f.done()]  # drop cancelled callers
-        if self._busy or not self._pending:
-            return
-        batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-        self._busy = True
-        task = self._loop.run_in_executor(self._worker, self.run, [item for item, _ in batch])
-        task.add_done_callback(lambda done: self._finish(batch, done))
-
-    def _finish(self, batch: list[tuple[object, asyncio.Future]], done: asyncio.Future) -> None:
-        self._busy = False
-        error = done.exception()
-        for i, (_, future) in enumerate(batch):
-            if future.done():
-                continue
-            result = error if error is not None else done.result()[i]
-            future.set_exception(result) if isinstance(result, BaseException) else future.set_result(result)
-        self._flush()

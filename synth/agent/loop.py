@@ -4,7 +4,7 @@
     rollout = await agent.run("Which river ...?", sample_index=1)
     rollout.messages, rollout.prediction, rollout.termination    # "answer", "call_budget_exceeded", ...
 
-Every model turn is parsed by `wdtk.synth.react.parse_turn`; a turn that breaks the format ends the rollout
+Every model turn is parsed by `wdtk.synth.agent.format.parse_turn`; a turn that breaks the format ends the rollout
 ("format_error", the raw output kept as the last message), as in WebDancer. Budgets: LLM calls, context tokens
 and wall time. The prompt is rebuilt from the stored messages each turn (`react.text_messages`), so what is
 stored is exactly what the model saw. Sampling, evaluation and RL rollouts all run this one loop.
@@ -18,10 +18,18 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from wdtk.synth.client import prompt_chars
-from wdtk.synth.llm import Sampling
-from wdtk.synth.react import MAX_QUERIES, MAX_URLS, Instructions, Turn, assistant_message, parse_turn, text_messages
-from wdtk.synth.search import SearchError, render_search, search_many
+from wdtk.synth.agent.format import (
+    MAX_QUERIES,
+    MAX_URLS,
+    Instructions,
+    Turn,
+    assistant_message,
+    parse_turn,
+    text_messages,
+)
+from wdtk.synth.llm.base import Sampling
+from wdtk.synth.llm.client import prompt_chars
+from wdtk.synth.search.base import SearchError, render_search, search_many
 
 STOP = ("<tool_response>",)  # a model that goes on to invent the tool's answer is stopped before it
 

@@ -1,6 +1,6 @@
 """Trajectory sampling (`wdtk sample`): several ReAct rollouts per question, every one kept as a trajectory record.
 
-Nothing is judged here: the funnel (`wdtk.filters.trajectory`) decides which rollouts are valid, correct and
+Nothing is judged here: the funnel (`wdtk.filters.funnel`) decides which rollouts are valid, correct and
 good enough. Runs on `synth/parallel.run_stage`, so a killed run resumes without losing or repeating finished
 partitions, and LLM calls already made inside an unfinished one are answered by the response cache (rollout k
 of a question always uses sample_index k, so each replays its own calls).
@@ -17,11 +17,11 @@ from pathlib import Path
 
 from wdtk import __version__
 from wdtk.schemas import read_records, record_id
-from wdtk.synth.agent import Agent, AgentConfig, Rollout
+from wdtk.synth.agent.format import TOOLS
+from wdtk.synth.agent.loop import Agent, AgentConfig, Rollout
+from wdtk.synth.agent.visit import Visitor
 from wdtk.synth.e2hqa import seed_record
 from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
-from wdtk.synth.react import TOOLS
-from wdtk.synth.tools import Visitor
 
 
 @dataclass(frozen=True)

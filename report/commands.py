@@ -1,0 +1,46 @@
+"""`wdtk report`: click glue over the report (registered by wdtk.cli)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from wdtk.report.gather import gather
+from wdtk.report.html import render
+from wdtk.schemas import RecordError
+
+
+@click.command("report", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write.  [default: RUN_DIR/report.html]",
+)
+def report_cmd(run_dir: Path, out: Path | None) -> None:
+    """Write one self-contained HTML page about RUN_DIR: the funnel from pages to kept trajectories with drop
+    reasons, QA types, E2HQA hops, actions and tokens per trajectory, dedup clusters, judge agreement, LLM usage.
+
+    Stages that have not run are shown as such. The page has no scripts and loads nothing from the network.
+    """
+    out = out or run_dir / "report.html"
+    try:
+        figures = gather(run_dir)
+    except (FileNotFoundError, RecordError) as exc:
+        raise click.ClickException(str(exc)) from None
+    page = render(figures)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    names = {"crawlqa": "CRAWLQA", "e2hqa": "E2HQA", "seeds": "seeds"}
+    counts = [
+        f"{names.get(s['key'], s['key'])} {s['count']:,}" for s in figures["steps"][:8] if s["count"] is not None
+    ]
+    click.echo(f"wrote {out} ({len(page.encode()) // 1024 + 1} KB): {', '.join(counts) or 'no counts'}")
+    for line in figures["warnings"]:
+        click.echo(f"  warning: {line}", err=True)

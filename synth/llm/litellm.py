@@ -1,0 +1,60 @@
+"""Any provider litellm knows, through `litellm.acompletion`; requests and errors as the OpenAI wire format says."""
+
+from __future__ import annotations
+
+from wdtk.synth.llm.base import Completion, Sampling
+from wdtk.synth.llm.wire import map_error, request_body
+
+
+class LiteLLM:
+    """Any provider litellm knows ("anthropic/claude-...", "gemini/...", "openai/..."), through litellm.acompletion."""
+
+    def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, **options) -> None:
+        self.model, self.api_base, self._api_key, self._options = model, api_base, api_key, options
+        self.name = f"litellm:{model}" + (f"@{api_base}" if api_base else "")
+
+    async def complete(
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        *,
+        json_schema: dict | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """One chat completion."""
+        import litellm
+
+        litellm.suppress_debug_info = True  # else every exception prints a "Give Feedback" banner to stdout
+        body = request_body(self.model, messages, sampling, json_schema)
+        extra = {"api_base": self.api_base, "api_key": self._api_key, **self._options}
+        try:
+            # drop_params: providers without seed or response_format get the request without them (chat_json still
+            # validates); retries are LLMClient's, so litellm's own are off
+            response = await litellm.acompletion(
+                **body,
+                **{k: v for k, v in extra.items() if v is not None},
+                timeout=timeout,
+                num_retries=0,
+                max_retries=0,
+                drop_params=True,
+            )
+        except Exception as e:
+            raise map_error(e) from e
+        return self._completion(response, litellm)
+
+    def _completion(self, response, litellm) -> Completion:
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        try:
+            cost = litellm.completion_cost(completion_response=response) or 0.0
+        except Exception:  # litellm raises for models missing from its map: unknown price, not a failed call
+            cost = 0.0
+        return Completion(
+            text=choice.message.content or "",
+            reasoning=getattr(choice.message, "reasoning_content", None) or "",
+            prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
+            completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
+            cost=float(cost),
+            model=response.model or "",
+            finish_reason=choice.finish_reason or "",
+        )
