@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from wdtk import __version__
-from wdtk.synth.options import run_dir_option
+from . import __version__
+from .synth.options import run_dir_option
 
 # --help lists the commands in the order a run uses them, not alphabetically
 ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval",
@@ -42,7 +42,7 @@ class PipelineGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         """Run the command; a WdtkError (a mistake the user can fix) becomes one line and exit code 1."""
-        from wdtk.schemas import WdtkError
+        from .schemas import WdtkError
 
         try:
             return super().invoke(ctx)
@@ -83,7 +83,7 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 
     Stops at the first bad record with its file, line and field.
     """
-    from wdtk.schemas import read_records
+    from .schemas import read_records
 
     for path in paths:
         count = sum(1 for _ in read_records(path, kind=kind))
@@ -132,10 +132,10 @@ def demo(
     writes the report. With the embedded model everything runs on the CPU and little survives; point --model at a
     real LLM for real data.
     """
-    from wdtk.crawler.commands import run_crawl
-    from wdtk.crawler.sitegen import build_site, start_server
-    from wdtk.crawler.sitegen.seeds import simple_seeds
-    from wdtk.schemas.runlog import log_command
+    from .crawler.commands import run_crawl
+    from .crawler.sitegen import build_site, start_server
+    from .crawler.sitegen.seeds import simple_seeds
+    from .schemas.runlog import log_command
 
     started = time.monotonic()
     (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
@@ -169,9 +169,9 @@ _SMALL = {"concurrency": 32, "rpm": None, "tpm": None, "workers": 0, "scheduler"
 
 def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds) -> dict:
     """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
-    from wdtk.synth.commands import synthesise
-    from wdtk.synth.crawlqa import CrawlQAConfig
-    from wdtk.synth.e2hqa import E2HQAConfig
+    from .synth.commands import synthesise
+    from .synth.crawlqa import CrawlQAConfig
+    from .synth.e2hqa import E2HQAConfig
 
     click.echo(f"[3/7] synthesising QA with {model}: CRAWLQA on {groups} page groups, {rewrites} E2HQA round(s)")
     small = model == "embedded"
@@ -193,9 +193,9 @@ def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base:
 
 def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
-    from wdtk.filters.qa_filter import FilterConfig, run
-    from wdtk.schemas import write_records
-    from wdtk.synth.e2hqa import seed_record
+    from .filters.qa_filter import FilterConfig, run
+    from .schemas import write_records
+    from .synth.e2hqa import seed_record
 
     seed_dir = run_dir / "synth" / "seeds" / "records"
     write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
@@ -210,9 +210,9 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
 
 def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
     """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
-    from wdtk.synth.agent.loop import AgentConfig
-    from wdtk.synth.options import run_with_progress, stage_backends
-    from wdtk.synth.sample import SampleConfig, run
+    from .synth.agent.loop import AgentConfig
+    from .synth.options import run_with_progress, stage_backends
+    from .synth.sample import SampleConfig, run
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
@@ -224,16 +224,16 @@ def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int
 
 
 def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:
-    from wdtk.filters.commands import funnel
-    from wdtk.filters.funnel import FunnelConfig
+    from .filters.commands import funnel
+    from .filters.funnel import FunnelConfig
 
     click.echo(f"[6/7] funnel: validity, correctness (judge: {judge or 'exact match'}), quality; then the exports")
     return funnel(run_dir, [run_dir / "sample" / "records"], None, FunnelConfig(), judge, api_base)
 
 
 def _demo_report(run_dir: Path) -> Path:
-    from wdtk.report.gather import gather
-    from wdtk.report.html import render
+    from .report.gather import gather
+    from .report.html import render
 
     out = run_dir / "report.html"
     out.write_text(render(gather(run_dir)), encoding="utf-8")

@@ -22,7 +22,7 @@ def site_build(directory: Path, pages: int, seed: int) -> None:
     """Write a deterministic fictional encyclopedia to DIRECTORY, with its ground truth under _truth/."""
     from rich.progress import Progress
 
-    from wdtk.crawler.sitegen import build_site
+    from .sitegen import build_site
 
     with Progress(transient=True) as bar:
         task = bar.add_task("building site", total=pages)
@@ -41,7 +41,7 @@ def site_build(directory: Path, pages: int, seed: int) -> None:
 @click.option("--quiet", is_flag=True, help="Do not log each request.")
 def site_serve(directory: Path, port: int, quiet: bool) -> None:
     """Serve a built site on 127.0.0.1 until Ctrl-C (redirects, 404s and content types included)."""
-    from wdtk.crawler.sitegen import serve
+    from .sitegen import serve
 
     if not (directory / "index.html").exists():
         raise click.ClickException(f"{directory} has no index.html: build it first with `wdtk site build {directory}`")
@@ -109,7 +109,7 @@ def run_crawl(roots, out_dir: Path, max_pages: int, **opts) -> dict:
     """Crawl with a progress bar, then print the summary table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from wdtk.crawler.run import CrawlConfig, crawl
+    from .run import CrawlConfig, crawl
 
     opts["settings"] = _parse_settings(opts.get("settings", ()))
     cfg = CrawlConfig(roots=roots, out_dir=out_dir, max_pages=max_pages, **opts)

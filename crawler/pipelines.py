@@ -10,9 +10,9 @@ from pathlib import Path
 
 from scrapy.exceptions import DropItem, NotConfigured
 
-from wdtk import __version__
-from wdtk.crawler.extract import EXTRACTOR, extract_page
-from wdtk.schemas import RecordError, ShardWriter, record_id, validate
+from .. import __version__
+from ..schemas import RecordError, ShardWriter, record_id, validate
+from .extract import EXTRACTOR, extract_page
 
 
 def page_record(item: dict, title: str, text: str) -> dict:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wdtk.crawler.extensions import summarize
+from .extensions import summarize
 
 STATE_DIR = ".jobdir"  # Scrapy's JOBDIR inside the output dir: re-running the same command resumes
 
@@ -55,7 +55,7 @@ def crawl(cfg: CrawlConfig, on_page: Callable[[dict], None] | None = None) -> di
     from scrapy import signals
     from scrapy.crawler import CrawlerProcess
 
-    from wdtk.crawler.spiders.sublinks import SublinksSpider
+    from .spiders.sublinks import SublinksSpider
 
     if cfg.restart:
         shutil.rmtree(cfg.out_dir / STATE_DIR, ignore_errors=True)

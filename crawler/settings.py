@@ -3,7 +3,7 @@
 Override any of them per run with `-s NAME=VALUE` (scrapy) or `--set NAME=VALUE` (wdtk crawl).
 """
 
-from wdtk import __version__
+from .. import __version__
 
 BOT_NAME = "wdtk"
 SPIDER_MODULES = ["wdtk.crawler.spiders"]

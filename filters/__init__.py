@@ -1,1 +1,6 @@
-"""Filters over QA, pages and trajectories (issue 4)."""
+"""Filters: what is kept of the synthesised data, and why the rest is dropped.
+
+qa_filter.py   `wdtk filter`: quality.py, decontam.py, then exact and MinHash dedup (dedup.py, minhash.py)
+funnel.py      `wdtk funnel`: validity, the judge's verdict (judge.py), quality; the RL pool
+export.py      `wdtk export`: the SFT, WebDancer and RL training sets
+"""

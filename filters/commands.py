@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from wdtk.synth.options import SCHEDULER, judge_options, out_option, require_inputs, run_dir_option, workers_option
-from wdtk.synth.parallel import dask_client
+from ..synth.options import SCHEDULER, judge_options, out_option, require_inputs, run_dir_option, workers_option
+from ..synth.parallel import dask_client
 
 
 @click.command("filter", context_settings={"show_default": True})
@@ -29,7 +29,7 @@ from wdtk.synth.parallel import dask_client
 @click.option("--no-dedup", is_flag=True, help="Keep duplicates.")
 @click.option("--min-hops", default=0, type=click.IntRange(0), help="Drop QA with fewer E2HQA rewrite hops.")
 @click.option("--max-answer-words", default=10, type=click.IntRange(1), help="Drop QA with longer answers.")
-@workers_option(0, "0: in this process, enough below a few million records; N: dedup signatures on N processes")
+@workers_option(0, "Local Dask worker processes for dedup signatures (0: in this process; enough below millions).")
 @SCHEDULER
 def filter_cmd(
     sources,
@@ -48,11 +48,11 @@ def filter_cmd(
     scheduler,
 ) -> None:
     """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal."""
-    from wdtk.filters.decontam import DecontamConfig
-    from wdtk.filters.dedup import DedupConfig
-    from wdtk.filters.qa_filter import FilterConfig, run
-    from wdtk.filters.quality import QualityConfig
-    from wdtk.schemas.runlog import log_command
+    from ..schemas.runlog import log_command
+    from .decontam import DecontamConfig
+    from .dedup import DedupConfig
+    from .qa_filter import FilterConfig, run
+    from .quality import QualityConfig
 
     cfg = FilterConfig(
         kind=kind,
@@ -103,8 +103,8 @@ def funnel_cmd(
     OUT/records (kept), OUT/rejects (stage and reason), OUT/judgements, OUT/rl_pool and OUT/summary.json, then
     the exports: DIR/export/sft (TRL conversational), DIR/export/webdancer (chatml text), DIR/export/rl.
     """
-    from wdtk.filters.funnel import FunnelConfig
-    from wdtk.schemas.runlog import log_command
+    from ..schemas.runlog import log_command
+    from .funnel import FunnelConfig
 
     sources = sources or (run_dir / "sample" / "records",)
     require_inputs(sources, "trajectories", "run `wdtk sample` first or name the files")
@@ -117,25 +117,20 @@ def funnel_cmd(
 
 def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
-    from wdtk.filters.funnel import run
-    from wdtk.filters.judge import Judge, JudgeConfig, judge_client
+    from .funnel import describe_funnel, run
+    from .judge import Judge, JudgeConfig, judge_client
 
     out_dir = out_dir or run_dir / "funnel"
     client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
     judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
     summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])
-    print_funnel(summary, out_dir)
+    click.echo(describe_funnel(summary, out_dir))
     if export:
-        from wdtk.filters.export import run as export_run
+        from .export import describe_export
+        from .export import run as export_run
 
-        print_export(export_run(out_dir, run_dir / "export"), run_dir / "export")
+        click.echo(describe_export(export_run(out_dir, run_dir / "export"), run_dir / "export"))
     return summary
-
-
-def print_export(counts: dict, out_dir: Path) -> None:
-    """Rows written to each training set."""
-    rows = ", ".join(f"{k} {counts[k]}" for k in ("sft", "webdancer", "rl"))
-    click.echo(f"  exports -> {out_dir}: {rows} rows (sft: TRL messages + tools; webdancer: chatml text; rl: pool)")
 
 
 @click.command("export", context_settings={"show_default": True})
@@ -147,22 +142,6 @@ def export_cmd(funnel_dir: Path, out_dir: Path) -> None:
     OUT/sft: TRL conversational rows (messages with tool_calls and tool turns, plus tools) that SFTTrainer takes
     as they are; OUT/webdancer: the same trajectories as chatml text; OUT/rl: question, answer, metadata.
     """
-    from wdtk.filters.export import run
+    from .export import describe_export, run
 
-    print_export(run(funnel_dir, out_dir), out_dir)
-
-
-def print_funnel(summary: dict, out_dir: Path) -> None:
-    """Counts at every stage of the funnel, what was kept and what went to the RL pool."""
-    click.echo(f"funnel: {summary['trajectories']} trajectories of {summary['questions']} questions")
-    for stage in summary["stages"]:
-        dropped = ", ".join(f"{k} {v}" for k, v in stage["dropped"].items()) or "none dropped"
-        click.echo(f"  {stage['name']:<12} {stage['in']:>6} -> {stage['kept']:<6} ({dropped})")
-    if summary.get("format_errors"):
-        click.echo("  format errors: " + ", ".join(f"{k} {v}" for k, v in summary["format_errors"].items()))
-    click.echo(
-        f"  kept {summary['kept']} trajectories for {summary['questions_kept']} questions -> {out_dir / 'records'}; "
-        f"{summary['rl_pool']} questions to the RL pool -> {out_dir / 'rl_pool'}"
-    )
-    judge = summary["judge"]
-    click.echo(f"  judge: {judge.get('model', 'exact match / F1')}")
+    click.echo(describe_export(run(funnel_dir, out_dir), out_dir))

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk.schemas import RecordError, read_records
-from wdtk.synth.text import normalize
+from ..schemas import RecordError, read_records
+from ..synth.text import normalize
 
 QUESTION_FIELDS = ("question", "Question", "problem", "Problem", "prompt", "query", "input")
 ID_FIELDS = ("id", "task_id", "uid", "qid", "question_id")

@@ -15,9 +15,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from wdtk.filters import minhash as mh
-from wdtk.filters.minhash import normalize_text
-from wdtk.schemas import batched
+from ..schemas import batched
+from . import minhash as mh
+from .minhash import normalize_text
 
 __all__ = ["DedupConfig", "dedup", "hashfunc", "keys", "lsh_params", "normalize_text", "shingles", "signatures"]
 

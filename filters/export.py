@@ -34,8 +34,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wdtk.schemas import RecordError, read_records
-from wdtk.synth.agent.format import chatml, render_assistant
+from ..schemas import RecordError, read_records
+from ..synth.agent.format import chatml, render_assistant
 
 SHARD_ROWS = 5_000
 _TOOLS_HEADER = "\n\n# Tools\n\n"  # where Instructions.system_prompt() starts listing the tools
@@ -169,3 +169,9 @@ def run(funnel_dir: str | Path, out_dir: str | Path) -> dict:
     summary = {"stage": "export", **counts, "seconds": round(time.monotonic() - started, 3)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def describe_export(counts: dict, out_dir: Path) -> str:
+    """A line on the rows written to each training set."""
+    rows = ", ".join(f"{k} {counts[k]}" for k in ("sft", "webdancer", "rl"))
+    return f"  exports -> {out_dir}: {rows} rows (sft: TRL messages + tools; webdancer: chatml text; rl: pool)"

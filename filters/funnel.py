@@ -22,10 +22,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk.filters.judge import Judge
-from wdtk.schemas import ShardWriter, batched, read_records
-from wdtk.synth.agent.format import check_call, parse_turn, render_assistant
-from wdtk.synth.text import contains, is_number
+from ..schemas import ShardWriter, batched, read_records
+from ..synth.agent.format import check_call, parse_turn, render_assistant
+from ..synth.text import contains, is_number
+from .judge import Judge, judge_many
 
 STAGES = ("validity", "correctness", "quality")
 _URL = re.compile(r"https?://[^\s)\]>\"']+")
@@ -129,6 +129,18 @@ def run(
     return asyncio.run(_run(sources, out_dir, cfg, judge, qa_sources, batch))
 
 
+def decide(validity: str | None, correct: bool | None, quality: str | None) -> tuple[str, str] | None:
+    """The (stage, reason) a trajectory is dropped at, or None when it is kept: validity, then the verdict, then
+    quality. `correct` is None for an invalid trajectory (it is never judged)."""
+    if validity:
+        return "validity", validity
+    if not correct:
+        return "correctness", "incorrect"
+    if quality:
+        return "quality", quality
+    return None
+
+
 async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sources, batch: int) -> dict:
     started = time.monotonic()
     for old in ("records", "rejects", "judgements", "rl_pool"):  # judge calls are cached, so a rerun is cheap
@@ -141,27 +153,23 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
     writers = {n: ShardWriter(out_dir / n, kind=k) for n, k in _OUTPUTS.items()}
     with writers["records"], writers["rejects"], writers["judgements"]:
         for chunk in batched(read_all(sources), batch):
-            entered["validity"] += len(chunk)
-            valid = []
-            for t in chunk:
+            validity = [validity_reason(t) for t in chunk]
+            valid = [t for t, reason in zip(chunk, validity, strict=True) if not reason]
+            verdicts = dict(zip((t["id"] for t in valid), await judge_many(judge, valid), strict=True))
+            for t, invalid in zip(chunk, validity, strict=True):
                 questions.setdefault(t["question_id"], {k: t[k] for k in ("question", "answer")})
-                if reason := validity_reason(t):
-                    _drop(writers, counts, outcomes, "validity", reason, t)
-                else:
-                    valid.append(t)
-            entered["correctness"] += len(valid)
-            verdicts = await _judge_all(judge, valid)
-            for t, verdict in zip(valid, verdicts, strict=True):
-                writers["judgements"].write(verdict)
-                if verdict["method"] == "llm":
-                    agreement["judged"] += 1
-                    agreement["agree_with_exact"] += verdict["correct"] == verdict["exact_match"]
-                if not verdict["correct"]:
-                    _drop(writers, counts, outcomes, "correctness", "incorrect", t)
-                    continue
-                entered["quality"] += 1
-                if reason := quality_reason(t, cfg):
-                    _drop(writers, counts, outcomes, "quality", reason, t)
+                verdict = verdicts.get(t["id"]) if not invalid else None
+                if verdict is not None:
+                    writers["judgements"].write(verdict)
+                    if verdict["method"] == "llm":
+                        agreement["judged"] += 1
+                        agreement["agree_with_exact"] += verdict["correct"] == verdict["exact_match"]
+                correct = verdict["correct"] if verdict else None
+                drop = decide(invalid, correct, quality_reason(t, cfg) if correct else None)
+                for stage in STAGES[: STAGES.index(drop[0]) + 1 if drop else len(STAGES)]:
+                    entered[stage] += 1
+                if drop:
+                    _drop(writers, counts, outcomes, *drop, t)
                 else:  # a kept trajectory says who judged it correct, and where the verdict is
                     by = verdict.get("judge") or {"model": verdict["method"], "prompt_version": "none"}
                     t["meta"] = {**t["meta"], "judge": {**by, "method": verdict["method"]}, "judgement": verdict["id"]}
@@ -203,12 +211,6 @@ def read_all(sources: Iterable[Path]) -> Iterator[dict]:
         yield from read_records(source, kind="trajectory")
 
 
-async def _judge_all(judge: Judge, trajectories: list[dict]) -> list[dict]:
-    return await asyncio.gather(
-        *(judge.judge(t["id"], t["question"], t["answer"], t.get("prediction", "")) for t in trajectories)
-    )
-
-
 def _drop(writers, counts, outcomes, stage: str, reason: str, t: dict) -> None:
     counts[stage][reason] += 1
     outcomes[t["question_id"]][f"{stage}:{reason}"] += 1
@@ -242,3 +244,19 @@ def rl_pool(questions: dict[str, dict], outcomes: dict[str, Counter], qa: dict[s
         meta = {"rollouts": sum(outcomes[qid].values()), "outcomes": dict(outcomes[qid]), **qa.get(qid, {})}
         rows.append({"id": qid, "question": q["question"], "answer": q["answer"], "metadata": meta})
     return rows
+
+
+def describe_funnel(summary: dict, out_dir: Path) -> str:
+    """Counts at every stage of the funnel, what was kept and what went to the RL pool."""
+    lines = [f"funnel: {summary['trajectories']} trajectories of {summary['questions']} questions"]
+    for stage in summary["stages"]:
+        dropped = ", ".join(f"{k} {v}" for k, v in stage["dropped"].items()) or "none dropped"
+        lines.append(f"  {stage['name']:<12} {stage['in']:>6} -> {stage['kept']:<6} ({dropped})")
+    if summary.get("format_errors"):
+        lines.append("  format errors: " + ", ".join(f"{k} {v}" for k, v in summary["format_errors"].items()))
+    lines.append(
+        f"  kept {summary['kept']} trajectories for {summary['questions_kept']} questions -> {out_dir / 'records'}; "
+        f"{summary['rl_pool']} questions to the RL pool -> {out_dir / 'rl_pool'}"
+    )
+    lines.append(f"  judge: {summary['judge'].get('model', 'exact match / F1')}")
+    return "\n".join(lines)

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import record_id
-from wdtk.synth.llm.base import Sampling
-from wdtk.synth.llm.client import LLMClient
-from wdtk.synth.prompting import load_prompt
-from wdtk.synth.text import is_number, normalize
+from .. import __version__
+from ..schemas import record_id
+from ..synth.llm.base import Sampling
+from ..synth.llm.client import LLMClient
+from ..synth.prompting import load_prompt
+from ..synth.text import is_number, normalize
 
 # "correct", "incorrect", "not correct" and "isn't correct", but not "correctly" or "correctness"
 _VERDICT = re.compile(r"(?:(\bnot\s+|n['’]t\s+)|\b(in)|\b)correct\b")
@@ -167,13 +167,9 @@ def judge_client(model: str | None, api_base: str | None, cache_path: Path | Non
     `cache_path`. The CPU models (embedded, local:DIR) answer in slow batches: fewer in flight, a longer timeout."""
     if not model:
         return None
-    from wdtk.synth.llm.client import LLMClient, ResponseCache
-    from wdtk.synth.llm.factory import make_llm
+    from ..synth.llm.client import LLMClient, ResponseCache
+    from ..synth.llm.factory import limits, make_llm
 
-    slow = model == "embedded" or model.startswith("local:")
-    return LLMClient(
-        make_llm(model, api_base),
-        concurrency=8 if slow else 32,
-        timeout=3600.0 if slow else 120.0,
-        cache=ResponseCache(cache_path) if cache_path else None,
-    )
+    concurrency, timeout = limits(model, 32, 120.0)
+    cache = ResponseCache(cache_path) if cache_path else None
+    return LLMClient(make_llm(model, api_base), concurrency=concurrency, timeout=timeout, cache=cache)

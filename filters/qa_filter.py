@@ -16,10 +16,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wdtk.filters.decontam import DecontamConfig, EvalIndex
-from wdtk.filters.dedup import DedupConfig, dedup
-from wdtk.filters.quality import QualityConfig, drop_reason
-from wdtk.schemas import ShardWriter, read_records
+from ..schemas import ShardWriter, read_records
+from .decontam import DecontamConfig, EvalIndex
+from .dedup import DedupConfig, dedup
+from .quality import QualityConfig, drop_reason
 
 
 @dataclass(frozen=True)

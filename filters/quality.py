@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from wdtk.schemas import RecordError, validate
-from wdtk.synth.text import contains, normalize
+from ..schemas import RecordError, validate
+from ..synth.text import contains, normalize
 
 _INTERROGATIVE = re.compile(
     r"^(who|whom|whose|what|which|when|where|why|how|is|are|was|were|do|does|did|can|could|has|have|had|in|on|at|"

@@ -7,9 +7,9 @@ import json
 import shlex
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import RecordError, read_records
-from wdtk.schemas.runlog import redact
+from .. import __version__
+from ..schemas import RecordError, read_records
+from ..schemas.runlog import redact
 
 DEFAULT_CONFIG = "sft"  # the training set proper; without it, the first config present
 TAGS = ["web-agent", "synthetic", "tool-use", "wdtk"]

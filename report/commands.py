@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from wdtk.report.gather import gather
-from wdtk.report.html import render
-from wdtk.schemas import RecordError
+from ..schemas import RecordError
+from .gather import gather
+from .html import render
 
 
 @click.command("report", context_settings={"show_default": True})

@@ -13,10 +13,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.report.charts import clip, histogram
-from wdtk.report.html import render
-from wdtk.schemas import RecordError, read_records
+from .. import __version__
+from ..schemas import RecordError, read_records
+from ..synth.llm.client import STATS
+from .charts import clip, histogram
+from .html import render
 
 __all__ = ["gather", "histogram", "render"]
 
@@ -266,11 +267,8 @@ def _usage(stages: dict[str, dict | None]) -> list[dict]:
     rows = []
     for stage, figures in stages.items():
         for sub, u in ((figures or {}).get("usage") or {}).items():
-            rows.append({"stage": stage, "substage": sub, **{k: u.get(k, 0) for k in USAGE_KEYS}})
+            rows.append({"stage": stage, "substage": sub, **{k: u.get(k, 0) for k in STATS}})
     return rows
-
-
-USAGE_KEYS = ("calls", "cache_hits", "retries", "errors", "prompt_tokens", "completion_tokens", "cost")
 
 
 def _steps(f: dict) -> list[dict]:

@@ -1,4 +1,4 @@
-"""Render the figures of `wdtk report` (filters/report.py gathers them) as one self-contained HTML page.
+"""Render the figures of `wdtk report` (report/gather.py gathers them) as one self-contained HTML page.
 
 Inline CSS and inline SVG charts only: no scripts, no fonts or images fetched, so the page opens offline and
 can be mailed around. Every string that came from a record went through `esc`: it is web text, untrusted.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wdtk.report.charts import COLORS, Raw, esc, funnel_svg, hbars, histogram_svg, num, table
+from .charts import COLORS, Raw, esc, funnel_svg, hbars, histogram_svg, num, table
 
 DROP = "#d0694f"
 CSS = """

@@ -22,10 +22,10 @@ a half-written shard. Readers stream: memory does not grow with the file. Every 
 file or record raises `RecordError`, whose str() names the file, line, field and what is wrong.
 """
 
-from wdtk.schemas.errors import WdtkError
-from wdtk.schemas.formats import FORMATS
-from wdtk.schemas.records import ID_LENGTH, KINDS, RecordError, load_schema, record_id, validate
-from wdtk.schemas.shards import (
+from .errors import WdtkError
+from .formats import FORMATS
+from .records import ID_LENGTH, KINDS, RecordError, load_schema, record_id, validate
+from .shards import (
     ShardWriter,
     batched,
     clear_complete,

@@ -14,7 +14,7 @@ from typing import BinaryIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wdtk.schemas.records import RecordError
+from .records import RecordError
 
 try:
     import orjson

@@ -11,7 +11,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
-from wdtk.schemas.errors import WdtkError
+from .errors import WdtkError
 
 KINDS: tuple[str, ...] = ("page", "qa", "trajectory", "judgement")
 ID_LENGTH = 16  # hex chars = 64 bits: a collision is ~1e-6 likely at 10M records of one kind

@@ -12,7 +12,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wdtk import __version__
+from .. import __version__
 
 _SECRET_FLAG = re.compile(r"^--?[\w-]*(api[-_]?key|token(?!s)|secret|passw(or)?d|credential|auth)[\w-]*$", re.I)
 _SECRET_ASSIGN = re.compile(r"^(\w*(?:token|key|secret|password)\w*=).+", re.I)  # HF_TOKEN=..., --set API_KEY=...

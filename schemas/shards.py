@@ -9,8 +9,8 @@ from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
-from wdtk.schemas.formats import FORMATS, ShardFile, dumps, format_of, iter_jsonl, iter_parquet, loads
-from wdtk.schemas.records import RecordError, check_kind, validate
+from .formats import FORMATS, ShardFile, dumps, format_of, iter_jsonl, iter_parquet, loads
+from .records import RecordError, check_kind, validate
 
 _SHARD_NAME = re.compile(r"^(\d+)\.(?:jsonl\.gz|jsonl|parquet)$")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from wdtk.synth.options import (
+from .options import (
     agent_config,
     agent_options,
     llm_options,
@@ -44,7 +44,7 @@ def synth(
     """
     if ctx.invoked_subcommand:
         return
-    from wdtk.schemas.runlog import log_command
+    from ..schemas.runlog import log_command
 
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
@@ -66,8 +66,8 @@ def synthesise(
 
     What `wdtk synth` and the demo run; outputs under run_dir/synth/.
     """
-    from wdtk.schemas import read_records, write_records
-    from wdtk.synth import crawlqa, e2hqa
+    from ..schemas import read_records, write_records
+    from . import crawlqa, e2hqa
 
     pages = run_dir / "crawl" / "pages"
     require_inputs([pages], "crawled pages", f"run `wdtk demo` or `wdtk crawl URL -o {run_dir / 'crawl'}`")
@@ -118,7 +118,7 @@ def crawlqa_cmd(
     **opts,
 ) -> None:
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
-    from wdtk.synth import crawlqa
+    from . import crawlqa
 
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
@@ -153,7 +153,7 @@ def e2hqa_cmd(
     **opts,
 ) -> None:
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
-    from wdtk.synth import e2hqa
+    from . import e2hqa
 
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
@@ -173,7 +173,7 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
     fingerprint = hashlib.sha256(json.dumps([(f.name, f.stat().st_size) for f in files if f.is_file()]).encode())
     stamp = index_dir / ".built_from"
     if not stamp.exists() or stamp.read_text() != fingerprint.hexdigest():
-        from wdtk.synth.search.bm25 import build_index
+        from .search.bm25 import build_index
 
         click.echo(f"indexing {pages} -> {index_dir}")
         shutil.rmtree(index_dir, ignore_errors=True)
@@ -187,7 +187,7 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
 @out_option("Index directory (the offline search engine for E2HQA, visit and sampling).")
 def index(pages: Path, out_dir: Path) -> None:
     """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
-    from wdtk.synth.search.bm25 import build_index
+    from .search.bm25 import build_index
 
     summary = build_index(pages, out_dir)
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
@@ -222,8 +222,8 @@ def sample(
     Every rollout ends with a label: answer, call_budget_exceeded, token_limit, time_limit or format_error.
     A killed run resumes where it stopped when started again. Next: `wdtk funnel`.
     """
-    from wdtk.schemas.runlog import log_command
-    from wdtk.synth.sample import SampleConfig, run
+    from ..schemas.runlog import log_command
+    from .sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
     require_inputs(sources, "QA records", "run `wdtk filter` first or name the QA files")

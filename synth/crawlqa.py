@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import read_records, record_id
-from wdtk.synth.llm.base import Sampling
-from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
-from wdtk.synth.prompting import load_prompt
-from wdtk.synth.text import contains, is_number, normalize, word_count
+from .. import __version__
+from ..schemas import read_records, record_id
+from .llm.base import Sampling
+from .parallel import Backends, RunOptions, Stage, run_stage
+from .prompting import load_prompt
+from .text import contains, is_number, normalize, word_count
 
 QA_TYPES = {
     "SIMPLE": "a fact stated on one page.",

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import RecordError, read_records, record_id
-from wdtk.synth.llm.base import Sampling
-from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
-from wdtk.synth.prompting import load_prompt
-from wdtk.synth.text import contains
+from .. import __version__
+from ..schemas import RecordError, read_records, record_id
+from .llm.base import Sampling
+from .parallel import Backends, RunOptions, Stage, run_stage
+from .prompting import load_prompt
+from .text import contains
 
 ENTITY_SCHEMA = {"type": "object", "required": ["entity"], "properties": {"entity": {"type": "string"}}}
 DESCRIBE_SCHEMA = {"type": "object", "required": ["description"], "properties": {"description": {"type": "string"}}}
@@ -174,7 +174,6 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """E2HQA over seed QA (wdtk qa records or SimpleQA-style rows): hardened qa records in out_dir/records."""
-    if not backends.search:
-        raise ValueError("E2HQA needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
     rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_records(seeds)))
-    return run_stage(Stage("e2hqa", process_seed, cfg, "qa", backends), islice(rows, limit), out_dir, opts, progress)
+    stage = Stage("e2hqa", process_seed, cfg, "qa", backends, needs_search=True)
+    return run_stage(stage, islice(rows, limit), out_dir, opts, progress)

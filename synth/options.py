@@ -42,14 +42,12 @@ def out_option(help: str, required: bool = True):
     )
 
 
-def workers_option(default: int | None = None, help: str = "one per core"):
+WORKERS_HELP = "Local Dask worker processes (default: one per core; 0: run in this process)."
+
+
+def workers_option(default: int | None = None, help: str = WORKERS_HELP):
     """--workers N: local Dask worker processes."""
-    return click.option(
-        "--workers",
-        default=default,
-        type=click.IntRange(0),
-        help=f"Local Dask worker processes (default: {help}; 0: run in this process).",
-    )
+    return click.option("--workers", default=default, type=click.IntRange(0), help=help)
 
 
 SCHEDULER = click.option(
@@ -126,7 +124,7 @@ judge_options = apply(
 
 def agent_config(opts: dict):
     """The AgentConfig of `agent_options`' values, taken out of `opts`."""
-    from wdtk.synth.agent.loop import AgentConfig
+    from .agent.loop import AgentConfig
 
     return AgentConfig(**{name: opts.pop(name) for name in AGENT_OPTIONS})
 
@@ -134,14 +132,9 @@ def agent_config(opts: dict):
 # --- guards ------------------------------------------------------------------------------------
 
 
-def is_local_model(model: str | None) -> bool:
-    """Whether `model` runs on this machine's CPU (the embedded model or a local checkpoint): slow, batched."""
-    return model in (None, "embedded") or model.startswith("local:")
-
-
 def require_inputs(paths: Iterable[Path], what: str, hint: str) -> None:
     """Stop with one line when an input a stage reads is missing."""
-    from wdtk.schemas import WdtkError  # here, not at the top: `wdtk --help` should not load pyarrow
+    from ..schemas import WdtkError  # here, not at the top: `wdtk --help` should not load pyarrow
 
     for path in paths:
         if not Path(path).exists():
@@ -150,7 +143,7 @@ def require_inputs(paths: Iterable[Path], what: str, hint: str) -> None:
 
 def require_index(search: str) -> None:
     """Stop with one line when a bm25: search names an index that was never built."""
-    from wdtk.schemas import WdtkError
+    from ..schemas import WdtkError
 
     if search.startswith("bm25:") and not Path(search[5:]).exists():
         raise WdtkError(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
@@ -161,13 +154,11 @@ def require_index(search: str) -> None:
 
 def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str | None, **opts):
     """The (Backends, RunOptions) of a stage from its command's options; options not given take RUN_DEFAULTS."""
-    from wdtk.synth.parallel import Backends, RunOptions
+    from .llm.factory import limits
+    from .parallel import Backends, RunOptions
 
     opts = {**RUN_DEFAULTS, **opts}
-    concurrency, timeout = opts["concurrency"], 120.0
-    if is_local_model(model):
-        # the CPU model answers in batches of 8 that last minutes: more in flight only queue up and time out
-        concurrency, timeout = min(concurrency, 8), 3600.0
+    concurrency, timeout = limits(model, opts["concurrency"], 120.0)
     backends = Backends(
         model=model,
         api_base=api_base,
@@ -187,8 +178,9 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
     return backends, run_opts
 
 
-def run_with_progress(name: str, out_dir: Path, restart: bool, call) -> dict:
-    """Run one stage with a progress bar, then print its summary; `call(progress)` returns the summary."""
+def run_with_progress(name: str, out_dir: Path, restart: bool, call, report: Callable | None = None) -> dict:
+    """Run one stage with a progress bar; `call(progress)` returns its summary, which `report` prints (default: the
+    stage summary's counts and LLM usage)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if restart:
@@ -200,7 +192,7 @@ def run_with_progress(name: str, out_dir: Path, restart: bool, call) -> dict:
             summary = call(lambda s: bar.advance(task))
         except ValueError as exc:  # a config the stage refuses
             raise click.ClickException(str(exc)) from None
-    print_stage_summary(summary, out_dir)
+    (report or print_stage_summary)(summary, out_dir)
     return summary
 
 

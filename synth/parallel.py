@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wdtk.schemas import WdtkError, batched, write_records
+from ..schemas import WdtkError, batched, write_records
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class Stage:
     kind: str
     backends: Backends
     tally: Callable[[dict], str] | None = None  # a label per kept record, counted into the summary ("tally")
+    needs_search: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,8 @@ def _loop() -> asyncio.AbstractEventLoop:
 
 async def _context(stage: Stage):
     """(Context, Usage) for one partition: backends built once per process, usage counted per partition."""
-    from wdtk.synth.llm.client import LLMClient, ResponseCache, Usage
-    from wdtk.synth.llm.factory import make_llm
+    from .llm.client import LLMClient, ResponseCache, Usage
+    from .llm.factory import make_llm
 
     b = stage.backends
     if ("llm", b) not in _PROCESS:
@@ -118,13 +119,13 @@ async def _context(stage: Stage):
 
 
 def _make_search(spec: str):
-    from wdtk.synth.search.factory import make_search
+    from .search.factory import make_search
 
     return make_search(spec)
 
 
 async def _run_items(stage: Stage, items: list[dict]) -> tuple[list[dict], list[dict], dict]:
-    from wdtk.synth.llm.base import PermanentLLMError
+    from .llm.base import PermanentLLMError
 
     ctx, usage = await _context(stage)
 
@@ -204,6 +205,8 @@ def run_stage(
 ) -> dict:
     """Run a stage over `items` into `out_dir`, resuming where an earlier run stopped; return its summary."""
     opts = opts or RunOptions()
+    if stage.needs_search and not stage.backends.search:
+        raise ValueError(f"{stage.name} needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
     parts = plan(stage, items, out_dir, opts.partition_size)
     tasks = [(i, p) for i, p in enumerate(parts)]
     if opts.workers == 0 and not opts.scheduler:

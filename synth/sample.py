@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import read_records, record_id
-from wdtk.synth.agent.format import TOOLS
-from wdtk.synth.agent.loop import Agent, AgentConfig, Rollout
-from wdtk.synth.agent.visit import Visitor
-from wdtk.synth.e2hqa import seed_record
-from wdtk.synth.parallel import Backends, RunOptions, Stage, run_stage
+from .. import __version__
+from ..schemas import read_records, record_id
+from .agent.format import TOOLS
+from .agent.loop import Agent, AgentConfig, Rollout
+from .agent.visit import Visitor
+from .e2hqa import seed_record
+from .parallel import Backends, RunOptions, Stage, run_stage
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,7 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary."""
-    if not backends.search:
-        raise ValueError("sampling needs a search engine (Backends.search), e.g. 'bm25:runs/demo/index'")
-    stage = Stage("sample", sample_question, cfg, "trajectory", backends, tally=termination)
+    stage = Stage("sample", sample_question, cfg, "trajectory", backends, tally=termination, needs_search=True)
     summary = run_stage(stage, islice(questions(sources), limit), out_dir, opts, progress)
     (out_dir / "records").mkdir(parents=True, exist_ok=True)  # no questions, no shards: still a (empty) result
     summary["terminations"] = summary.pop("tally", {})  # counted per partition as it was written

@@ -17,15 +17,14 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import click
 import pytest
 from click.testing import CliRunner
 from servers.agent_model import AgentModel
 from tiny_lm import save_tiny
 
-from wdtk.schemas import read_records
+from wdtk.cli import main
+from wdtk.schemas import WdtkError, read_records
 from wdtk.synth.text import normalize
-from wdtk.training.commands import evolve_cmd
 from wdtk.training.evolve import STEPS, benchmark_texts, check_served, held_out_count, split
 
 SFT_ARGS = "--max_steps 2 --per_device_train_batch_size 2 --max_length 4096 --logging_steps 1"
@@ -100,7 +99,7 @@ def evolved(qa_run, qa_seeds, tmp_path_factory):
             checkpoint_mtime=checkpoint.stat().st_mtime_ns,
             signal=-proc.returncode,
         )
-        result = CliRunner().invoke(evolve_cmd, args)
+        result = CliRunner().invoke(main, ["evolve", *args])
         assert result.exit_code == 0, result.output + (root / "killed.log").read_text()[-3000:]
         yield SimpleNamespace(run_dir=run_dir, args=args, server=server, killed=killed, result=result, root=root)
 
@@ -167,7 +166,7 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(evolved):
 def test_other_core_options_are_refused(evolved):
     before = (evolved.run_dir / "evolve" / "state.json").read_bytes()
     args = [*evolved.args, "--rollouts", "3", "--init", "previous"]
-    result = CliRunner().invoke(evolve_cmd, args)
+    result = CliRunner().invoke(main, ["evolve", *args])
     assert result.exit_code == 1
     assert "rollouts was 2, now 3" in result.output and "init was 'base', now 'previous'" in result.output
     assert (evolved.run_dir / "evolve" / "state.json").read_bytes() == before
@@ -182,7 +181,7 @@ def test_a_failed_training_names_its_log_and_is_retried_on_rerun(evolved, tmp_pa
     (run_dir / "evolve" / "state.json").write_text(json.dumps(state))
     args = [a.replace(str(evolved.run_dir), str(run_dir)) for a in evolved.args]
     args[args.index("--sft-args") + 1] = "--no_such_option 1"  # not a core option: may change on a rerun
-    result = CliRunner().invoke(evolve_cmd, args)
+    result = CliRunner().invoke(main, ["evolve", *args])
     assert result.exit_code == 1
     log = run_dir / "evolve" / "round-0" / "train.log"
     assert "round 0 training failed" in result.output and str(log) in result.output
@@ -193,10 +192,10 @@ def test_a_failed_training_names_its_log_and_is_retried_on_rerun(evolved, tmp_pa
 def test_a_finished_run_does_nothing_and_more_rounds_extend_it(evolved):
     state_file = evolved.run_dir / "evolve" / "state.json"
     before, requests = state_file.read_bytes(), len(evolved.server.requests)
-    assert CliRunner().invoke(evolve_cmd, evolved.args).exit_code == 0
+    assert CliRunner().invoke(main, ["evolve", *evolved.args]).exit_code == 0
     assert state_file.read_bytes() == before
     args = [*evolved.args, "--rounds", "3"]
-    result = CliRunner().invoke(evolve_cmd, args)
+    result = CliRunner().invoke(main, ["evolve", *args])
     assert result.exit_code == 0, result.output
     rounds = state_of(evolved.run_dir)["rounds"]
     assert len(rounds) == 3 and list(rounds[2]["steps"]) == list(STEPS)
@@ -257,7 +256,7 @@ def test_held_out_count_needs_two_questions():
 
 def test_an_unserved_checkpoint_stops_the_run_naming_it(openai_server):
     check_served(openai_server.base_url, "fake")  # the fake server lists one model, "fake"
-    with pytest.raises(click.ClickException, match="vllm serve /runs/x/evolve/round-0/model"):
+    with pytest.raises(WdtkError, match="vllm serve /runs/x/evolve/round-0/model"):
         check_served(openai_server.base_url, "/runs/x/evolve/round-0/model")
 
 
@@ -271,7 +270,7 @@ def test_an_unserved_checkpoint_stops_the_run_naming_it(openai_server):
 def test_bad_options_fail_with_one_clear_line(qa_run, tmp_path, extra, message):
     seeds, search = qa_run / "seeds.jsonl", f"bm25:{qa_run / 'index'}"
     args = evolve_args(tmp_path, tmp_path / "base", seeds, "http://127.0.0.1:9/v1", "--search", search, *extra)
-    result = CliRunner().invoke(evolve_cmd, args)
+    result = CliRunner().invoke(main, ["evolve", *args])
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 

@@ -22,8 +22,10 @@ from trl import GRPOTrainer
 from wdtk.synth.agent.format import TOOLS, Turn, assistant_message, render_assistant
 from wdtk.synth.search.base import render_search, search_many
 from wdtk.synth.search.bm25 import BM25Index
+from wdtk.training.dapo import dynamic_sample, equal_reward_groups
 from wdtk.training.rewards import exact_score, format_score
-from wdtk.training.rl import RLArguments, ToolRollout, dynamic_sample, equal_reward_groups, make_trainer, parse_args
+from wdtk.training.rl import RLArguments, make_trainer, parse_args
+from wdtk.training.rollout import ToolRollout
 
 G = 2  # rollouts per question
 SEARCH_K = 2

@@ -183,7 +183,9 @@ def test_visit_renders_evidence_and_summary(llm_server, site_server):
     sent = llm_server.requests[0]
     assert sent["messages"] == [{"role": "user", "content": prompt.render(goal=GOAL, url=url, page=page_in(sent))}]
     assert page_in(sent) == fetch(url).text and sent["response_format"]["json_schema"]["schema"] == EXTRACT_SCHEMA
-    file_hash = hashlib.sha256((Path(tools.__file__).parents[1] / "prompts/visit_extract.txt").read_bytes()).hexdigest()
+    file_hash = hashlib.sha256(
+        (Path(tools.__file__).parents[1] / "prompts/visit_extract.txt").read_bytes()
+    ).hexdigest()
     assert prompt.version == file_hash[:12] and client.usage.summary()["visit"]["calls"] == 1
 
 

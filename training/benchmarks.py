@@ -24,10 +24,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.schemas import RecordError, record_id
-from wdtk.schemas.formats import iter_jsonl, iter_parquet
-from wdtk.synth.e2hqa import ANSWER_KEYS, QUESTION_KEYS
+from .. import __version__
+from ..schemas import RecordError, record_id
+from ..schemas.formats import iter_jsonl, iter_parquet
+from ..synth.e2hqa import ANSWER_KEYS, QUESTION_KEYS
 
 LAYOUTS = {  # layout -> (name, question keys, answer keys); keys match case-insensitively
     "gaia": ("GAIA", ("Question",), ("Final answer",)),

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from wdtk.filters.judge import Judge, JudgeConfig, judge_client
-from wdtk.schemas import RecordError
-from wdtk.synth.options import (
+from ..filters.judge import Judge, JudgeConfig, judge_client
+from ..schemas import RecordError
+from ..synth.options import (
     agent_config,
     agent_options,
     judge_options,
@@ -21,10 +21,9 @@ from wdtk.synth.options import (
     run_with_progress,
     stage_backends,
 )
-from wdtk.training import evaluate
-from wdtk.training.evaluate import EvalConfig, describe, prepare, sample_rollouts, score
-from wdtk.training.evolve import SERVE, Evolution, EvolveConfig, is_fraction, markdown
-from wdtk.training.push import build_repo, push
+from . import evaluate
+from .evolve import SERVE, Evolution, EvolveConfig, is_fraction, markdown
+from .push import build_repo, push
 
 
 @click.command("push", context_settings={"show_default": True})
@@ -95,51 +94,63 @@ def eval_cmd(benchmark: Path, out_dir: Path, k: int, search: str, limit: int | N
     exhaustion and actions per rollout, overall and by level, type, difficulty or topic, in OUT/results.json and
     OUT/results.md. A killed run resumes its rollouts when started again.
     """
-    from wdtk.schemas.runlog import log_command
+    from ..schemas.runlog import log_command
 
     require_index(search)
-    cfg = EvalConfig(k=k, agent=agent_config(opts), limit=limit)
-    try:
-        questions, skipped, source = prepare(benchmark, out_dir, limit)
-    except RecordError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = evaluate.EvalConfig(k=k, agent=agent_config(opts), limit=limit)
     log_command(out_dir)
     judge_model, judge_api_base, f1_threshold = (
         opts.pop(n) for n in ("judge_model", "judge_api_base", "f1_threshold")
     )
     backends, run_opts = stage_backends(out_dir, opts.pop("model"), opts.pop("api_base"), search, **opts)
-    run_with_progress(
-        "eval", out_dir / "rollouts", restart, lambda p: sample_rollouts(source, out_dir, cfg, backends, run_opts, p)
-    )
     judge = Judge(
         judge_client(judge_model, judge_api_base, out_dir / "llm_cache.sqlite"), JudgeConfig(f1_threshold=f1_threshold)
     )
-    results = score(questions, skipped, out_dir, judge, describe(benchmark, cfg, backends))
+    run = lambda p: evaluate.run(benchmark, out_dir, cfg, backends, judge, run_opts, p)  # noqa: E731
+    results = run_with_progress("eval", out_dir / "rollouts", restart, run, report=lambda *_: None)
     click.echo(f"\n{evaluate.markdown(results)}\nresults -> {out_dir / 'results.json'}, {out_dir / 'results.md'}")
 
 
-# fmt: off
 @click.command("evolve", context_settings={"show_default": True})
 @run_dir_option("Run directory: search index DIR/index, default questions DIR/filter/records, output DIR/evolve.")
 @click.option("--rounds", default=3, type=click.IntRange(1), help="Rounds in all (a rerun may raise it).")
 @click.option("--base-model", required=True, help="Checkpoint (path or Hub id) that training starts from.")
-@click.option("--questions", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="QA records or SimpleQA-style JSONL (repeatable; default DIR/filter/records).")
-@click.option("--held-out", default="0.2", metavar="FRACTION|FILE",
-              help="Fraction of the questions held out for Pass@1 (fixed by hash of their ids), or a benchmark file.")
+@click.option(
+    "--questions",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="QA records or SimpleQA-style JSONL (repeatable; default DIR/filter/records).",
+)
+@click.option(
+    "--held-out",
+    default="0.2",
+    metavar="FRACTION|FILE",
+    help="Fraction of the questions held out for Pass@1 (fixed by hash of their ids), or a benchmark file.",
+)
 @click.option("--rollouts", default=3, type=click.IntRange(1), help="Rollouts per training question per round.")
 @click.option("--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default bm25:DIR/index).")
 @judge_options
-@click.option("--serve", default="local", type=click.Choice(list(SERVE)),
-              help="How rounds >= 1 reach the trained model: local (CPU, in process), vllm (in process, GPU), "
-                   "endpoint (a server you start on each checkpoint, at --serve-api-base).")
+@click.option(
+    "--serve",
+    default="local",
+    type=click.Choice(list(SERVE)),
+    help="How rounds >= 1 reach the trained model: local (CPU, in process), vllm (in process, GPU), "
+    "endpoint (a server you start on each checkpoint, at --serve-api-base).",
+)
 @click.option("--serve-api-base", default=None, help="Endpoint serving the checkpoints (--serve endpoint).")
-@click.option("--init", default="base", type=click.Choice(["base", "previous"]),
-              help="Train each round from --base-model, or from the last round's checkpoint.")
+@click.option(
+    "--init",
+    default="base",
+    type=click.Choice(["base", "previous"]),
+    help="Train each round from --base-model, or from the last round's checkpoint.",
+)
 @click.option("--accumulate/--no-accumulate", default=True, help="Train on all rounds' kept rows, or this one's.")
 @click.option("--sft-args", default="", help='Extra TRL arguments for training/sft.py, e.g. "--num_train_epochs 2".')
-@click.option("--launcher", default="", help='Runs the SFT module, e.g. "accelerate launch --num_processes 8" '
-                                             "(default: this Python).")
+@click.option(
+    "--launcher",
+    default="",
+    help='Runs the SFT module, e.g. "accelerate launch --num_processes 8" (default: this Python).',
+)
 @click.option("--eval-k", default=3, type=click.IntRange(1), help="Rollouts per held-out question (Pass@1: mean).")
 @agent_options
 @llm_options
@@ -153,8 +164,8 @@ def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
     the per-round table in DIR/evolve/rounds.md. With --serve endpoint, evolve stops when a new checkpoint is not
     served yet, naming it: serve it at --serve-api-base and rerun. --restart discards DIR/evolve.
     """
-    from wdtk.schemas import RecordError
-    from wdtk.schemas.runlog import log_command
+    from ..schemas import RecordError
+    from ..schemas.runlog import log_command
 
     questions = o.pop("questions") or (run_dir / "filter" / "records",)
     search = o.pop("search") or f"bm25:{run_dir / 'index'}"
@@ -176,7 +187,7 @@ def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
     cfg = EvolveConfig(judge=o.pop("judge_model"), **o)
     if restart:
         shutil.rmtree(run_dir / "evolve", ignore_errors=True)
-    evolution = Evolution(run_dir, cfg, endpoints, llm_opts, sft)
+    evolution = Evolution(run_dir, cfg, endpoints, llm_opts, sft, echo=click.echo)
     log_command(run_dir)
     try:
         evolution.run(rounds)

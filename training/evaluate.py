@@ -30,14 +30,14 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wdtk import __version__
-from wdtk.filters.funnel import validity_reason
-from wdtk.filters.judge import Judge, judge_many
-from wdtk.schemas import ShardWriter, batched, read_records, write_records
-from wdtk.synth.agent.loop import AgentConfig
-from wdtk.synth.parallel import Backends
-from wdtk.synth.text import is_number, normalize
-from wdtk.training.benchmarks import Question, load_benchmark
+from .. import __version__
+from ..filters.funnel import validity_reason
+from ..filters.judge import Judge, judge_many
+from ..schemas import ShardWriter, batched, read_records, write_records
+from ..synth.agent.loop import AgentConfig
+from ..synth.parallel import Backends
+from ..synth.text import is_number, normalize
+from .benchmarks import Question, load_benchmark
 
 INVALID_ACTION = frozenset({"format_error", "unknown_tool", "bad_arguments", "malformed_turn"})
 BUDGET = frozenset({"call_budget_exceeded", "token_limit", "time_limit"})
@@ -157,8 +157,8 @@ def prepare(benchmark: Path, out_dir: Path, limit: int | None = None) -> tuple[l
 
 def sample_rollouts(source: Path, out_dir: Path, cfg: EvalConfig, backends: Backends, opts=None, progress=None):
     """k rollouts per question into out_dir/rollouts by the sampling stage (so resumable); its summary."""
-    from wdtk.synth.sample import SampleConfig
-    from wdtk.synth.sample import run as sample
+    from ..synth.sample import SampleConfig
+    from ..synth.sample import run as sample
 
     # a resumed run must not mix in rollouts of another model, k or budget: Pass@k would silently mean something else
     stamp = out_dir / "rollouts" / "eval_settings.json"

@@ -41,15 +41,14 @@ import urllib.request
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-import click
-
-from wdtk import __version__
-from wdtk.synth.agent.loop import AgentConfig
-from wdtk.synth.options import (
+from .. import __version__
+from ..schemas import WdtkError
+from ..synth.agent.loop import AgentConfig
+from ..synth.options import (
     run_with_progress,
     stage_backends,
 )
-from wdtk.synth.text import normalize
+from ..synth.text import normalize
 
 STEPS = ("sample", "funnel", "sft_set", "train", "eval")
 SERVE = {"local": "local:", "vllm": "vllm:", "endpoint": "openai:"}  # how a checkpoint path becomes a model string
@@ -105,7 +104,7 @@ def split(questions: list[dict], held_out: float | set[str]) -> tuple[list[dict]
 
 def benchmark_texts(path: Path) -> set[str]:
     """Normalised question texts of every row of a benchmark file (skipped rows too: they are still held out)."""
-    from wdtk.training.benchmarks import parse_row, rows
+    from .benchmarks import parse_row, rows
 
     return {normalize(parse_row(row, path, line).qa["question"]) for line, row in rows(path)}
 
@@ -124,7 +123,7 @@ def check_served(api_base: str, name: str) -> None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         served = [f"nothing ({e})"]
     if name not in served:
-        raise click.ClickException(
+        raise WdtkError(
             f"{api_base} serves {', '.join(served) or 'nothing'}, not {name}: start a server on that checkpoint "
             f"(e.g. `vllm serve {name}`) and run this command again; finished steps are kept"
         )
@@ -141,8 +140,11 @@ def is_fraction(text: str) -> bool:
 class Evolution:
     """One self-evolution run in RUN/evolve: its state on disk and the steps of a round (each returns its figures)."""
 
-    def __init__(self, run_dir: Path, cfg: EvolveConfig, endpoints: dict, llm_opts: dict, sft: tuple[str, str]):
+    def __init__(
+        self, run_dir: Path, cfg: EvolveConfig, endpoints: dict, llm_opts: dict, sft: tuple[str, str], echo=print
+    ):
         self.root, self.cfg, self.endpoints, self.llm_opts = run_dir / "evolve", cfg, endpoints, llm_opts
+        self.echo = echo  # where progress lines go (the command passes click.echo)
         self.launcher, self.sft_args = sft
         self.path = self.root / "state.json"
         options = json.loads(json.dumps(asdict(cfg)))
@@ -151,7 +153,7 @@ class Evolution:
             self.state = json.loads(self.path.read_text())
             if changed := [k for k in options if self.state["options"].get(k) != options[k]]:
                 was = "; ".join(f"{k} was {self.state['options'].get(k)!r}, now {options[k]!r}" for k in changed)
-                raise click.ClickException(
+                raise WdtkError(
                     f"{self.path} belongs to a run with other options ({was}): use the same ones (only --rounds "
                     "may grow), another --dir, or --restart"
                 )
@@ -183,8 +185,8 @@ class Evolution:
                     self.save()
 
     def make_split(self) -> dict:
-        from wdtk.schemas import write_records
-        from wdtk.synth.sample import questions
+        from ..schemas import write_records
+        from ..synth.sample import questions
 
         held = self.cfg.held_out
         fraction = float(held) if is_fraction(held) else None
@@ -214,19 +216,19 @@ class Evolution:
 
     def release(self, backends) -> None:
         """Drop an in-process model once its step is over, so rounds do not pile models up in memory."""
-        from wdtk.synth.parallel import _PROCESS
+        from ..synth.parallel import _PROCESS
 
         _PROCESS.pop(("llm", backends), None)
 
     def judge(self):
-        from wdtk.filters.judge import Judge, JudgeConfig, judge_client
+        from ..filters.judge import Judge, JudgeConfig, judge_client
 
         client = judge_client(self.cfg.judge, self.endpoints["judge_api_base"], self.root / "llm_cache.sqlite")
         return Judge(client, JudgeConfig(f1_threshold=self.cfg.f1_threshold))
 
     def sample(self, rnd: dict, out: Path) -> dict:
-        from wdtk.synth.sample import SampleConfig
-        from wdtk.synth.sample import run as sample
+        from ..synth.sample import SampleConfig
+        from ..synth.sample import run as sample
 
         backends, opts = self.backends(rnd["policy"], rnd["round"])
         cfg, train = SampleConfig(self.cfg.rollouts, self.cfg.agent), [Path(self.state["split"]["train"])]
@@ -238,16 +240,16 @@ class Evolution:
         return {"rollouts": summary["kept"], "questions": summary["items"], "terminations": summary["terminations"]}
 
     def funnel(self, rnd: dict, out: Path) -> dict:
-        from wdtk.filters.commands import print_export, print_funnel
-        from wdtk.filters.export import run as export
-        from wdtk.filters.funnel import FunnelConfig
-        from wdtk.filters.funnel import run as funnel
+        from ..filters.export import describe_export
+        from ..filters.export import run as export
+        from ..filters.funnel import FunnelConfig, describe_funnel
+        from ..filters.funnel import run as funnel
 
         qa = [Path(self.state["split"]["train"])]
         s = funnel([out / "sample" / "records"], out / "funnel", FunnelConfig(), self.judge(), qa_sources=qa)
-        print_funnel(s, out / "funnel")
+        self.echo(describe_funnel(s, out / "funnel"))
         counts = export(out / "funnel", out / "export")
-        print_export(counts, out / "export")
+        self.echo(describe_export(counts, out / "export"))
         return {
             "trajectories": s["trajectories"],
             "kept": s["kept"],
@@ -258,7 +260,7 @@ class Evolution:
         }
 
     def sft_set(self, rnd: dict, out: Path) -> dict:
-        from wdtk.schemas import read_records
+        from ..schemas import read_records
 
         held, r = benchmark_texts(Path(self.state["split"]["held_out"])), rnd["round"]
         dst, rounds, rows = out / "sft_set", list(range(r + 1)) if self.cfg.accumulate else [r], 0
@@ -279,7 +281,7 @@ class Evolution:
         last = self.state["rounds"][r - 1]["steps"]["train"]["model"] if r else None
         if not rnd["steps"]["sft_set"]["new_rows"]:
             if last is None:
-                raise click.ClickException(
+                raise WdtkError(
                     "round 0 kept no trajectory: nothing to train on. Use a stronger --model, more --rollouts or "
                     f"a looser --judge (see {out / 'funnel' / 'summary.json'}), then --restart"
                 )
@@ -291,29 +293,27 @@ class Evolution:
         cmd += ["--model_name_or_path", init, "--dataset_name", str((out / "sft_set").resolve())]
         cmd += ["--output_dir", str(model_dir), "--report_to", "none", "--save_strategy", "no"]
         cmd += shlex.split(self.sft_args)  # last: the user's values win
-        click.echo(f"round {r} train: {shlex.join(cmd)}\n  log -> {log}")
+        self.echo(f"round {r} train: {shlex.join(cmd)}\n  log -> {log}")
         with log.open("w") as f:
             code = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent).returncode
         text = log.read_text(errors="replace")
         if code:
             tail = [line for line in text.splitlines() if line.strip()][-1:] or ["no output"]
-            raise click.ClickException(f"round {r} training failed (exit {code}): {tail[0][-300:]} (log: {log})")
+            raise WdtkError(f"round {r} training failed (exit {code}): {tail[0][-300:]} (log: {log})")
         metrics = model_dir / "train_results.json"  # sft.py saves its metrics; the log is the fallback
         loss = json.loads(metrics.read_text()).get("train_loss") if metrics.exists() else train_loss(text)
         return {"model": str(model_dir), "trained": True, "init": init, "train_loss": loss, "command": cmd}
 
     def eval(self, rnd: dict, out: Path) -> dict:
-        from wdtk.training.evaluate import EvalConfig, describe, prepare, sample_rollouts, score
+        from . import evaluate
 
         r, bench = rnd["round"], Path(self.state["split"]["held_out"])
         model = SERVE[self.cfg.serve] + rnd["steps"]["train"]["model"]
         backends, opts = self.backends(model, r + 1)
-        cfg = EvalConfig(k=self.cfg.eval_k, agent=self.cfg.agent)
-        questions, skipped, source = prepare(bench, out / "eval")
-        run = lambda p: sample_rollouts(source, out / "eval", cfg, backends, opts, p)  # noqa: E731
-        run_with_progress(f"round {r} eval", out / "eval" / "rollouts", False, run)
+        cfg = evaluate.EvalConfig(k=self.cfg.eval_k, agent=self.cfg.agent)
+        run = lambda p: evaluate.run(bench, out / "eval", cfg, backends, self.judge(), opts, p)  # noqa: E731
+        overall = run_with_progress(f"round {r} eval", out / "eval", False, run, report=lambda *_: None)["overall"]
         self.release(backends)
-        overall = score(questions, skipped, out / "eval", self.judge(), describe(bench, cfg, backends))["overall"]
         keys = ("pass@1", "pass@k", "cons@k", "invalid_action_rate", "questions", "rollouts")
         return {"model": model, "k": cfg.k, **{k: overall[k] for k in keys}}
 

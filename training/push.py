@@ -21,10 +21,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from wdtk import __version__
-from wdtk.report.card import MARKER, render_card
-from wdtk.schemas import batched, read_records
-from wdtk.schemas.formats import ROW_GROUP
+from .. import __version__
+from ..report.card import MARKER, render_card
+from ..schemas import batched, read_records
+from ..schemas.formats import ROW_GROUP
 
 JSON, JSON_LIST = pa.json_(), pa.list_(pa.json_())
 PROVENANCE = ("model", "prompt_version", "wdtk_version")

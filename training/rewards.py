@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from wdtk.filters.funnel import validity_reason
-from wdtk.filters.judge import Judge, exact_match
+from ..filters.funnel import validity_reason
+from ..filters.judge import Judge, exact_match
 
 WEIGHTS = {"format": 0.1, "answer": 0.9}  # WebDancer's weights, in the order of the reward functions
 

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wdtk.training.templates import FAMILIES, has_generation_markers, select_template
+from .templates import FAMILIES, has_generation_markers, select_template
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):

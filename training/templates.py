@@ -109,6 +109,19 @@ _QWEN_TOOLS = r"""
     {{- "\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n" }}
 """  # noqa: E501
 
+# An assistant turn's tool calls in Qwen's format and the end of the turn: both Qwen families write them alike.
+_QWEN_CALLS = r"""
+        {%- for call in message.tool_calls or [] %}
+            {%- set call = call.function if call.function is defined else call %}
+            {%- if content or not loop.first %}{{- '\n' }}{%- endif %}
+            {{- '<tool_call>\n{"name": "' + call.name + '", "arguments": ' }}
+            {{- call.arguments if call.arguments is string else call.arguments | tojson }}
+            {{- '}\n</tool_call>' }}
+        {%- endfor %}
+        {{- '<|im_end|>' }}
+        {%- endgeneration %}
+        {{- '\n' }}"""
+
 # Shared tail: user and system turns, tool results grouped into one user turn, the generation prompt.
 _QWEN_TURNS = r"""
     {%- elif message.role == 'user' or (message.role == 'system' and not loop.first) %}
@@ -142,17 +155,8 @@ QWEN2_5 = (
     {%- if message.role == 'assistant' %}
         {{- '<|im_start|>assistant\n' }}
         {%- generation %}
-        {{- content }}
-        {%- for call in message.tool_calls or [] %}
-            {%- set call = call.function if call.function is defined else call %}
-            {%- if content or not loop.first %}{{- '\n' }}{%- endif %}
-            {{- '<tool_call>\n{"name": "' + call.name + '", "arguments": ' }}
-            {{- call.arguments if call.arguments is string else call.arguments | tojson }}
-            {{- '}\n</tool_call>' }}
-        {%- endfor %}
-        {{- '<|im_end|>' }}
-        {%- endgeneration %}
-        {{- '\n' }}"""
+        {{- content }}"""
+    + _QWEN_CALLS
     + _QWEN_TURNS
     + "{%- endif %}\n"
 )
@@ -179,17 +183,8 @@ QWEN3 = (
         {%- endif %}
         {{- '<|im_start|>assistant\n' }}
         {%- generation %}
-        {{- '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}
-        {%- for call in message.tool_calls or [] %}
-            {%- set call = call.function if call.function is defined else call %}
-            {%- if content or not loop.first %}{{- '\n' }}{%- endif %}
-            {{- '<tool_call>\n{"name": "' + call.name + '", "arguments": ' }}
-            {{- call.arguments if call.arguments is string else call.arguments | tojson }}
-            {{- '}\n</tool_call>' }}
-        {%- endfor %}
-        {{- '<|im_end|>' }}
-        {%- endgeneration %}
-        {{- '\n' }}"""
+        {{- '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') }}"""
+    + _QWEN_CALLS
     + _QWEN_TURNS
     + r"""
     {%- if enable_thinking is defined and enable_thinking is false %}{{- '<think>\n\n</think>\n\n' }}{%- endif %}

@@ -42,9 +42,9 @@ lists below:
     categories.json  [{path, title, subject_type, relation, object, object_text, members [entity ids]}]
 """
 
-from wdtk.crawler.sitegen.build import build_site
-from wdtk.crawler.sitegen.chrome import CHROME_STRINGS
-from wdtk.crawler.sitegen.serve import serve, start_server
-from wdtk.crawler.sitegen.truth import load_truth
+from .build import build_site
+from .chrome import CHROME_STRINGS
+from .serve import serve, start_server
+from .truth import load_truth
 
 __all__ = ["CHROME_STRINGS", "build_site", "load_truth", "serve", "start_server"]

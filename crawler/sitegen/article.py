@@ -2,10 +2,10 @@
 
 import random
 
-from wdtk.crawler.sitegen.plan import Plan
-from wdtk.crawler.sitegen.prose import Voice, bullet_list, entity_link
-from wdtk.crawler.sitegen.tables import inverse_blocks
-from wdtk.crawler.sitegen.world import Entity, Fact
+from .plan import Plan
+from .prose import Voice, bullet_list, entity_link
+from .tables import inverse_blocks
+from .world import Entity, Fact
 
 LEAD = {"person": ("occupation",), "place": ("kind", "located_in"), "organisation": ("industry",),
         "work": ("form", "creator"), "event": ("kind", "date")}  # fmt: skip

@@ -4,8 +4,8 @@ import json
 import struct
 import zlib
 
-from wdtk.crawler.sitegen.plan import FileSpec
-from wdtk.crawler.sitegen.world import Entity, World
+from .plan import FileSpec
+from .world import Entity, World
 
 ROBOTS = """User-agent: *
 Disallow: /private/

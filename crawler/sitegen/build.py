@@ -8,13 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 from time import perf_counter
 
-from wdtk.crawler.sitegen import pages
-from wdtk.crawler.sitegen.article import ArticleWriter
-from wdtk.crawler.sitegen.assets import ROBOTS, file_bytes
-from wdtk.crawler.sitegen.chrome import Chrome, out_links, tabs
-from wdtk.crawler.sitegen.plan import Plan, new_plan
-from wdtk.crawler.sitegen.traps import add_traps
-from wdtk.crawler.sitegen.truth import write_truth
+from . import pages
+from .article import ArticleWriter
+from .assets import ROBOTS, file_bytes
+from .chrome import Chrome, out_links, tabs
+from .plan import Plan, new_plan
+from .traps import add_traps
+from .truth import write_truth
 
 MIN_PAGES, MAX_PAGES = 50, 100_000
 GENERATED = ("index.html", "about.html", "robots.txt", "_redirects.json", "wiki", "category", "index", "private",

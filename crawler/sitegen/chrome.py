@@ -3,7 +3,7 @@
 import re
 import zlib
 
-from wdtk.crawler.sitegen.plan import Plan
+from .plan import Plan
 
 SITE_NAME = "The Orrery Compendium"
 LICENCE_LINE = "Text is available under the Orrery Open Licence 2.0; additional terms may apply."

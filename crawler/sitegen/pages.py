@@ -3,11 +3,11 @@
 import random
 from collections import Counter
 
-from wdtk.crawler.sitegen.names import NameGen
-from wdtk.crawler.sitegen.plan import Category, IndexPage, Plan
-from wdtk.crawler.sitegen.prose import bullet_list, entity_link
-from wdtk.crawler.sitegen.traps import MIRROR_PATH, OFFSITE
-from wdtk.crawler.sitegen.world import Entity
+from .names import NameGen
+from .plan import Category, IndexPage, Plan
+from .prose import bullet_list, entity_link
+from .traps import MIRROR_PATH, OFFSITE
+from .world import Entity
 
 TYPE_WORDS = {"person": "person", "place": "place", "organisation": "organisation", "work": "work", "event": "event"}
 TALK_TOPICS = (

@@ -4,10 +4,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from wdtk.crawler.sitegen.names import slugify
-from wdtk.crawler.sitegen.populate import make_world
-from wdtk.crawler.sitegen.vocab import EVENT_KINDS, FORMS, OCCUPATIONS
-from wdtk.crawler.sitegen.world import Entity, World
+from .names import slugify
+from .populate import make_world
+from .vocab import EVENT_KINDS, FORMS, OCCUPATIONS
+from .world import Entity, World
 
 INDEX_PAGE_SIZE = 200
 FEATURED = 5

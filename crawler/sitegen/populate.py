@@ -5,8 +5,8 @@ from bisect import bisect_right
 from collections import defaultdict
 from functools import partial
 
-from wdtk.crawler.sitegen.names import NameGen
-from wdtk.crawler.sitegen.vocab import (
+from .names import NameGen
+from .vocab import (
     EVENT_KINDS,
     FORMS,
     INDUSTRIES,
@@ -16,7 +16,7 @@ from wdtk.crawler.sitegen.vocab import (
     TITLE_NOUNS,
     TITLE_PATTERNS,
 )
-from wdtk.crawler.sitegen.world import Entity, Picker, World, finish, random_date, type_counts, window
+from .world import Entity, Picker, World, finish, random_date, type_counts, window
 
 LAST_YEAR = 2016
 

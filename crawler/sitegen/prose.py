@@ -2,8 +2,8 @@
 
 import random
 
-from wdtk.crawler.sitegen.fillers import FILLERS
-from wdtk.crawler.sitegen.world import Entity, Fact, World
+from .fillers import FILLERS
+from .world import Entity, Fact, World
 
 # {S} subject (bold full name in the lead), {o} object as linked or written, {a} "a"/"an" for the object,
 # {the} "the " before organisations and events, {Pron}/{pron}/{Pos}/{pos} pronouns, {was} tense, {verb} authorship.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from wdtk.crawler.sitegen.truth import load_truth
+from .truth import load_truth
 
 # One question per relation whose object is an entity: the questions E2HQA can make harder.
 TEMPLATES = {

@@ -2,10 +2,10 @@
 
 import random
 
-from wdtk.crawler.sitegen.plan import Plan
-from wdtk.crawler.sitegen.prose import bullet_list, entity_link
-from wdtk.crawler.sitegen.vocab import TITLE_ADJS, TITLE_NOUNS
-from wdtk.crawler.sitegen.world import Entity, Fact, World
+from .plan import Plan
+from .prose import bullet_list, entity_link
+from .vocab import TITLE_ADJS, TITLE_NOUNS
+from .world import Entity, Fact, World
 
 TABLE_ROWS = 25
 

@@ -2,9 +2,9 @@
 
 import random
 
-from wdtk.crawler.sitegen.names import NameGen, slugify
-from wdtk.crawler.sitegen.plan import FileSpec, Plan
-from wdtk.crawler.sitegen.world import Entity
+from .names import NameGen, slugify
+from .plan import FileSpec, Plan
+from .world import Entity
 
 OFFSITE = "http://offsite.invalid"
 RECORDS = "https://records.offsite.invalid"

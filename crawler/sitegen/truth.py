@@ -4,9 +4,9 @@ import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from wdtk.crawler.sitegen.chrome import CHROME_STRINGS, SITE_NAME
-from wdtk.crawler.sitegen.plan import Plan
-from wdtk.crawler.sitegen.world import RELATIONS
+from .chrome import CHROME_STRINGS, SITE_NAME
+from .plan import Plan
+from .world import RELATIONS
 
 TRUTH_DIR = "_truth"
 

@@ -5,8 +5,8 @@ from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from wdtk.crawler.sitegen.names import slugify
-from wdtk.crawler.sitegen.vocab import MONTHS
+from .names import slugify
+from .vocab import MONTHS
 
 # Relation order per entity type; it fixes fact order, infobox order and prose order.
 RELATIONS = {

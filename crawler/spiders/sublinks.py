@@ -19,8 +19,8 @@ from scrapy.exceptions import CloseSpider, IgnoreRequest, NotConfigured
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 
-from wdtk.crawler.items import PageItem
-from wdtk.crawler.scope import Scope, canonical
+from ..items import PageItem
+from ..scope import Scope, canonical
 
 
 def _split(value: str | Sequence[str] | None) -> tuple[str, ...]:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from wdtk.crawler.extract import extract_page
-from wdtk.synth.net import LoopClient
-from wdtk.synth.search.bm25 import Page
+from ...crawler.extract import extract_page
+from ..net import LoopClient
+from ..search.bm25 import Page
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
 
-from wdtk.synth.prompting import load_prompt
+from ..prompting import load_prompt
 
 MAX_QUERIES = 5  # per search call; a longer batch is cut, as WebDancer's search tool does
 MAX_URLS = 5

@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from wdtk.synth.agent.format import (
+from ..llm.base import Sampling
+from ..llm.client import prompt_chars
+from ..search.base import SearchError, render_search, search_many
+from .format import (
     MAX_QUERIES,
     MAX_URLS,
     Instructions,
@@ -27,9 +30,6 @@ from wdtk.synth.agent.format import (
     parse_turn,
     text_messages,
 )
-from wdtk.synth.llm.base import Sampling
-from wdtk.synth.llm.client import prompt_chars
-from wdtk.synth.search.base import SearchError, render_search, search_many
 
 STOP = ("<tool_response>",)  # a model that goes on to invent the tool's answer is stopped before it
 

@@ -15,13 +15,13 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from wdtk.synth.agent.fetch import Fetcher, FetchError
-from wdtk.synth.llm.base import Sampling
-from wdtk.synth.prompting import load_prompt
-from wdtk.synth.search.bm25 import Page
+from ..llm.base import Sampling
+from ..prompting import load_prompt
+from ..search.bm25 import Page
+from .fetch import Fetcher, FetchError
 
 if TYPE_CHECKING:
-    from wdtk.synth.llm.client import LLMClient
+    from ..llm.client import LLMClient
 
 PROMPT = "visit_extract"
 UNREACHABLE = "The provided webpage content could not be accessed. Please check the URL or file format."

@@ -14,9 +14,10 @@ class MicroBatcher:
     item; an Exception in its place is raised to that caller alone.
     """
 
-    def __init__(self, run, max_batch: int = 8, window: float = 0.005) -> None:
+    def __init__(self, run, max_batch: int = 8, window: float = 0.005, name: str = "wdtk-embedded") -> None:
         self.run, self.max_batch, self.window = run, max_batch, window
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wdtk-embedded")  # torch uses all cores
+        # one worker thread: torch already uses every core, and vLLM's engine is not thread-safe
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
         self._pending: list[tuple[object, asyncio.Future]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._busy = self._scheduled = False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import orjson
 
-from wdtk.synth.llm.base import Completion, Sampling
+from .base import Completion, Sampling
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
 FIELDS = tuple(f.name for f in dataclasses.fields(Completion) if f.name != "cached")

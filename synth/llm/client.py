@@ -13,9 +13,9 @@ import random
 import time
 from dataclasses import dataclass
 
-from wdtk.synth.llm.base import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
-from wdtk.synth.llm.cache import ResponseCache, cache_key
-from wdtk.synth.llm.jsonout import parse_json
+from .base import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
+from .cache import ResponseCache, cache_key
+from .jsonout import parse_json
 
 __all__ = ["JSONResult", "LLMClient", "ResponseCache", "Usage", "cache_key"]
 

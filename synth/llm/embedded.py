@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling
-from wdtk.synth.llm.batching import MicroBatcher
+from .base import Completion, PermanentLLMError, Sampling
+from .batching import MicroBatcher
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class EmbeddedLLM:
         import transformers.models.llama.modeling_llama  # noqa: F401  imported first: the report times the load
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from wdtk.synth.llm import embedded_generate  # noqa: F401  (pulls in transformers' generation code)
+        from . import embedded_generate  # noqa: F401  (pulls in transformers' generation code)
 
         if self.model_path is not None:
             if not (self.model_path / "config.json").exists():
@@ -216,7 +216,7 @@ class EmbeddedLLM:
 
     def _run_batch(self, items: list[tuple[list[dict], Sampling, dict | None]]) -> list[Completion | Exception]:
         """Worker thread: tokenise, generate for every valid request in one call, and wrap the results."""
-        from wdtk.synth.llm.embedded_generate import generate
+        from .embedded_generate import generate
 
         self.load()
         requests = [self._request(*item) for item in items]
@@ -238,7 +238,7 @@ class EmbeddedLLM:
 
     def _request(self, messages: list[dict], sampling: Sampling, json_schema: dict | None):
         """The GenRequest for one call, or the PermanentLLMError that rejects it."""
-        from wdtk.synth.llm.embedded_generate import GenRequest
+        from .embedded_generate import GenRequest
 
         try:
             ids = self.prompt_ids(messages, json_schema)

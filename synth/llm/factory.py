@@ -11,7 +11,7 @@ Routing:
 
 from __future__ import annotations
 
-from wdtk.synth.llm.base import LLM
+from .base import LLM
 
 
 def make_llm(model: str | None = None, api_base: str | None = None, **options) -> LLM:
@@ -23,23 +23,34 @@ def make_llm(model: str | None = None, api_base: str | None = None, **options) -
     if model is None and (api_base or backend):
         raise ValueError("a model name is needed with an api_base or a backend")
     if backend is None and model in (None, "embedded"):
-        from wdtk.synth.llm.embedded import EmbeddedLLM
+        from .embedded import EmbeddedLLM
 
         return EmbeddedLLM(**options)
     if backend is None and model.startswith("local:"):
-        from wdtk.synth.llm.embedded import EmbeddedLLM
+        from .embedded import EmbeddedLLM
 
         return EmbeddedLLM(model_path=model.removeprefix("local:"), **options)
     if backend is None and model.startswith("vllm:"):
-        from wdtk.synth.llm.vllm import VLLMBatchLLM
+        from .vllm import VLLMBatchLLM
 
         return VLLMBatchLLM(model.removeprefix("vllm:"), **options)
     if backend == "openai" or (backend is None and (api_base or model.startswith(("openai/", "openai:")))):
-        from wdtk.synth.llm.openai import OpenAILLM
+        from .openai import OpenAILLM
 
         return OpenAILLM(model.removeprefix("openai/").removeprefix("openai:"), api_base=api_base, **options)
     if backend not in (None, "litellm"):
         raise ValueError(f"unknown backend {backend!r}: use 'openai' or 'litellm'")
-    from wdtk.synth.llm.litellm import LiteLLM
+    from .litellm import LiteLLM
 
     return LiteLLM(model, api_base=api_base, **options)
+
+
+def is_local(model: str | None) -> bool:
+    """Whether `model` runs on this machine's CPU (the embedded model or a local: checkpoint): slow and batched."""
+    return model in (None, "embedded") or model.startswith("local:")
+
+
+def limits(model: str | None, concurrency: int, timeout: float) -> tuple[int, float]:
+    """(concurrency, timeout) for calls to `model`: the CPU models answer in batches of 8 that last minutes, so
+    more in flight only queue up and time out."""
+    return (min(concurrency, 8), 3600.0) if is_local(model) else (concurrency, timeout)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wdtk.synth.llm.base import Completion, Sampling
-from wdtk.synth.llm.wire import map_error, request_body
+from .base import Completion, Sampling
+from .wire import map_error, request_body
 
 
 class LiteLLM:

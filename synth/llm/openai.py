@@ -26,8 +26,8 @@ import aiohttp
 import httpx
 import orjson
 
-from wdtk.synth.llm.base import Completion, Sampling, TransientLLMError
-from wdtk.synth.llm.wire import map_error, parse_completion, request_body, status_error
+from .base import Completion, Sampling, TransientLLMError
+from .wire import map_error, parse_completion, request_body, status_error
 
 TRANSPORTS = ("aiohttp", "sdk")
 

@@ -6,10 +6,8 @@ requests wait in a queue while a batch runs, and the next batch takes all of the
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
-from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling
+from .base import Completion, PermanentLLMError, Sampling
+from .batching import MicroBatcher
 
 INSTALL_HINT = "the 'vllm:' backend needs vLLM in this environment (pip install vllm; Linux with a CUDA GPU)"
 
@@ -29,11 +27,9 @@ class VLLMBatchLLM:
         self._vllm = _import_vllm()
         self.name = f"vllm:{model}"
         self.model = model
-        self.batch_window, self.max_batch = batch_window, max_batch
         self._engine = self._vllm.LLM(model=model, **engine_options)
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")  # the engine is not thread-safe
-        self._pending: list[tuple[list[dict], object, asyncio.Future]] = []
-        self._busy = self._scheduled = False
+        # the engine is not thread-safe: one worker thread runs every batch
+        self._batcher = MicroBatcher(self._run_batch, max_batch, batch_window, name="wdtk-vllm")
 
     async def complete(
         self,
@@ -44,15 +40,7 @@ class VLLMBatchLLM:
         timeout: float | None = None,
     ) -> Completion:
         """One chat completion, run in the next batch (`timeout` is enforced by the caller's cancellation)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._pending.append((messages, self.sampling_params(sampling, json_schema), future))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
-        elif not self._scheduled:
-            self._scheduled = True
-            loop.call_later(self.batch_window, self._flush)  # a short wait lets the callers of one gather() join in
-        return await future
+        return await self._batcher.submit((messages, self.sampling_params(sampling, json_schema)))
 
     def sampling_params(self, sampling: Sampling, json_schema: dict | None):
         """vLLM SamplingParams for `sampling`, with structured output when a schema is given."""
@@ -75,34 +63,13 @@ class VLLMBatchLLM:
             return {"structured_outputs": sp.StructuredOutputsParams(json=json_schema)}
         return {"guided_decoding": sp.GuidedDecodingParams(json=json_schema)}
 
-    def _flush(self) -> None:
-        """Start a batch with everything pending, unless one is running (it flushes again when it ends)."""
-        self._scheduled = False
-        if self._busy or not self._pending:
-            return
-        batch = [item for item in self._pending[: self.max_batch] if not item[2].done()]
-        del self._pending[: self.max_batch]
-        if not batch:
-            return self._flush()
-        self._busy = True
-        loop = asyncio.get_running_loop()
-        task = loop.run_in_executor(self._worker, self._generate, [m for m, _, _ in batch], [p for _, p, _ in batch])
-        task.add_done_callback(lambda done: self._finish(batch, done))
-
-    def _generate(self, conversations: list[list[dict]], params: list) -> list:
-        return self._engine.chat(conversations, params, use_tqdm=False)
-
-    def _finish(self, batch: list, done: asyncio.Future) -> None:
-        self._busy = False
-        error = done.exception()
-        for i, (_, _, future) in enumerate(batch):
-            if future.done():
-                continue  # cancelled by a timeout meanwhile
-            if error is not None:
-                future.set_exception(PermanentLLMError(f"vLLM failed on a batch: {error!r}"))
-            else:
-                future.set_result(self._completion(done.result()[i]))
-        self._flush()
+    def _run_batch(self, items: list[tuple[list[dict], object]]) -> list[Completion]:
+        """Worker thread: one `chat` call for the whole batch."""
+        try:
+            outputs = self._engine.chat([m for m, _ in items], [p for _, p in items], use_tqdm=False)
+        except Exception as e:  # the engine's own failure: the same batch would fail again
+            raise PermanentLLMError(f"vLLM failed on a batch: {e!r}") from None
+        return [self._completion(o) for o in outputs]
 
     def _completion(self, output) -> Completion:
         out = output.outputs[0]

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import orjson
 
-from wdtk.synth.llm.base import Completion, PermanentLLMError, Sampling, TransientLLMError, response_format
-from wdtk.synth.llm.pricing import price
-from wdtk.synth.net import retry_after
+from ..net import retry_after
+from .base import Completion, PermanentLLMError, Sampling, TransientLLMError, response_format
+from .pricing import price
 
 # 408 request timeout, 409 lock contention, 429 rate limit and 5xx are worth retrying (as the openai SDK does).
 RETRYABLE_STATUS = frozenset({408, 409, 429})

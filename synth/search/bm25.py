@@ -27,9 +27,9 @@ from pathlib import Path
 
 import tantivy
 
-from wdtk.crawler.scope import canonical
-from wdtk.schemas import read_records
-from wdtk.synth.search.base import Hit, SearchError
+from ...crawler.scope import canonical
+from ...schemas import read_records
+from .base import Hit, SearchError
 
 FORMAT = 1
 MANIFEST = "wdtk_index.json"

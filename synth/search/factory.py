@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from wdtk.synth.search.base import SearchEngine, SearchError
-from wdtk.synth.search.web import SearxngSearch, SerperSearch
+from .base import SearchEngine, SearchError
+from .web import SearxngSearch, SerperSearch
 
 
 def make_search(spec: str) -> SearchEngine:
@@ -15,7 +15,7 @@ def make_search(spec: str) -> SearchEngine:
     if not sep:  # a bare path
         kind, target = "bm25", spec
     if kind == "bm25":
-        from wdtk.synth.search.bm25 import BM25Index  # tantivy loads only when a local index is asked for
+        from .bm25 import BM25Index  # tantivy loads only when a local index is asked for
 
         return BM25Index.load(Path(target))
     if kind == "serper":

@@ -6,8 +6,8 @@ import asyncio
 
 import httpx
 
-from wdtk.synth.net import LoopClient
-from wdtk.synth.search.base import Hit, SearchError
+from ..net import LoopClient, retry_after
+from .base import Hit, SearchError
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -68,12 +68,9 @@ class HTTPSearch:
 
 
 def retry_delay(response: httpx.Response, default: float) -> float:
-    """Seconds to wait before retrying: the server's Retry-After when it sends a usable one."""
-    try:
-        asked = float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return default
-    return min(max(asked, 0.0), MAX_RETRY_AFTER)
+    """Seconds to wait before retrying: the server's Retry-After when it sends a usable one, capped."""
+    asked = retry_after(response.headers)
+    return default if asked is None else min(asked, MAX_RETRY_AFTER)
 
 
 class SerperSearch(HTTPSearch):
