@@ -4,8 +4,8 @@
     back to itself), every tool call names a real tool with valid arguments and gets its response;
 (b) correctness: a judge compares the final answer with the gold one (an LLM, GAIA-style; exact match and F1
     without one); every verdict is kept as a judgement record naming the judge model and prompt version;
-(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer that no
-    tool response contains, over-long trajectories.
+(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer (or a gold
+    answer) that no tool response contains, over-long trajectories.
 Kept trajectories go to OUT/records, each drop to OUT/rejects as {"stage", "reason", "record"}, verdicts to
 OUT/judgements, and questions left with no surviving rollout to OUT/rl_pool, as WebDancer does.
 """
@@ -38,7 +38,7 @@ class FunnelConfig:
     max_actions: int = 12
     max_repeats: int = 0  # identical tool calls allowed beyond the first
     max_tokens: int = 24_000  # estimated tokens of the whole trajectory (characters / 4)
-    require_support: bool = True  # the answer must appear in a tool response (counts are exempt)
+    require_support: bool = True  # the answer, and the gold answer, must appear in a tool response (counts exempt)
 
 
 def validity_reason(t: dict) -> str | None:
@@ -99,6 +99,9 @@ def quality_reason(t: dict, cfg: FunnelConfig) -> str | None:
     answer = t.get("prediction", "")
     if cfg.require_support and not is_number(answer) and not any(contains(o, answer) for o in observations):
         return "unsupported_answer"
+    gold = str(t.get("answer", ""))
+    if cfg.require_support and not is_number(gold) and not any(contains(o, gold) for o in observations):
+        return "gold_unsupported"  # judged correct, yet nothing it read states the gold answer: a judge's slip
     if sum(len(m["content"]) + len(m.get("reasoning_content", "")) for m in t["messages"]) / 4 > cfg.max_tokens:
         return "too_long"
     return None

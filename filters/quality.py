@@ -28,7 +28,7 @@ class QualityConfig:
 
 def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
     """The first reason `qa` fails the filter (malformed, empty_answer, answer_too_long, answer_in_question,
-    not_a_question, question_too_long, too_few_hops), or None to keep it."""
+    answer_words_in_question, not_a_question, question_too_long, too_few_hops), or None to keep it."""
     try:
         validate(qa, "qa")
     except RecordError:
@@ -40,6 +40,8 @@ def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
         return "answer_too_long"
     if contains(question, answer):
         return "answer_in_question"
+    if answer_words_in(question, answer):
+        return "answer_words_in_question"
     if len(question.split()) < cfg.min_question_words or not is_question(question):
         return "not_a_question"
     if len(question) > cfg.max_question_chars:
@@ -47,6 +49,12 @@ def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
     if len(qa.get("hops", [])) < cfg.min_hops:
         return "too_few_hops"
     return None
+
+
+def answer_words_in(question: str, answer: str) -> bool:
+    """Whether every word of a several-word answer appears in the question, in any order ("Vael, Dorn")."""
+    words = set(normalize(answer).split())
+    return len(words) > 1 and words <= set(normalize(question).split())
 
 
 def is_question(text: str) -> bool:
