@@ -38,7 +38,8 @@ class FunnelConfig:
     max_actions: int = 12
     max_repeats: int = 0  # identical tool calls allowed beyond the first
     max_tokens: int = 24_000  # estimated tokens of the whole trajectory (characters / 4)
-    require_support: bool = True  # the answer, and the gold answer, must appear in a tool response (counts exempt)
+    require_support: bool = True  # the answer must appear in a tool response (counts are exempt)
+    require_gold_support: bool = True  # so must the gold answer, with require_support
 
 
 def validity_reason(t: dict) -> str | None:
@@ -96,15 +97,18 @@ def quality_reason(t: dict, cfg: FunnelConfig) -> str | None:
     if _invented_url(t["messages"]):
         return "hallucinated_url"
     observations = [m["content"] for m in t["messages"] if m["role"] == "tool"]
-    answer = t.get("prediction", "")
-    if cfg.require_support and not is_number(answer) and not any(contains(o, answer) for o in observations):
+    if cfg.require_support and not _read(t.get("prediction", ""), observations):
         return "unsupported_answer"
-    gold = str(t.get("answer", ""))
-    if cfg.require_support and not is_number(gold) and not any(contains(o, gold) for o in observations):
+    if cfg.require_support and cfg.require_gold_support and not _read(str(t.get("answer", "")), observations):
         return "gold_unsupported"  # judged correct, yet nothing it read states the gold answer: a judge's slip
     if sum(len(m["content"]) + len(m.get("reasoning_content", "")) for m in t["messages"]) / 4 > cfg.max_tokens:
         return "too_long"
     return None
+
+
+def _read(answer: str, observations: list[str]) -> bool:
+    """Whether a tool response states `answer` (a number counts as read: a count is worked out, not read)."""
+    return is_number(answer) or any(contains(o, answer) for o in observations)
 
 
 def _invented_url(messages: list[dict]) -> bool:

@@ -24,6 +24,7 @@ class QualityConfig:
     min_question_words: int = 4
     max_question_chars: int = 2000
     min_hops: int = 0  # E2HQA difficulty: records with fewer rewrite hops are dropped
+    answer_words: bool = True  # drop a several-word answer whose every word is in the question
 
 
 def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
@@ -40,7 +41,7 @@ def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
         return "answer_too_long"
     if contains(question, answer):
         return "answer_in_question"
-    if answer_words_in(question, answer):
+    if cfg.answer_words and answer_words_in(question, answer):
         return "answer_words_in_question"
     if len(question.split()) < cfg.min_question_words or not is_question(question):
         return "not_a_question"

@@ -70,6 +70,7 @@ class CrawlQAConfig:
     temperature: float = 0.7
     max_tokens: int = 1024
     verify_with_llm: bool = True
+    check_claims: bool = True  # False: claims are kept as given, unchecked (what bench/quality.py compares against)
 
 
 def page_groups(pages: Iterable[dict], cfg: CrawlQAConfig) -> Iterator[dict]:
@@ -122,6 +123,8 @@ def drop_reason(qa: dict, group: dict, cfg: CrawlQAConfig) -> str | None:
     if not evidence_pages(qa, group):
         return "evidence_not_in_group"
     claims = claimlib.clean(qa.get("claims"))
+    if not cfg.check_claims:
+        return None
     if not claims:
         return "no_claims"
     if qa["type"].upper() != "COUNT" and not any(claimlib.carries(c, answer) for c in claims):
@@ -192,6 +195,8 @@ async def check_pair(qa: dict, group: dict, ctx) -> tuple[str | None, list[dict]
         return reason, []
     pages = {claimlib.source_key(p["url"]): (p["url"], p["text"]) for p in group["pages"]}
     claims = claimlib.clean(qa.get("claims"))
+    if not cfg.check_claims:
+        return None, claims
     llm_chars = cfg.max_page_chars if cfg.verify_with_llm else 0
     return await claimlib.check(claims, pages, ctx, "crawlqa_claims", llm_chars)
 

@@ -54,6 +54,7 @@ class E2HQAConfig:
     max_tokens: int = 512
     verify_with_llm: bool = True  # claims the text check misses go to the LLM (else they are rejected)
     max_page_chars: int = 2500  # of a cited page, shown to the LLM claim check
+    check_claims: bool = True  # False: a description's claims are kept as given, unchecked (for bench/quality.py)
 
 
 def seed_record(row: dict, path: str | None = None, index: int | None = None) -> dict:
@@ -131,14 +132,15 @@ async def rewrite_round(question: str, answer: str, ctx, var: str = "?e1") -> tu
         return None, "description_unparseable", {"entity": entity, "raw": described.raw}
     description = described.value["description"].strip()
     claims = claimlib.bind(claimlib.clean(described.value.get("claims")), var, name=entity, old_var="?x")
-    reason = round_reason(entity, description, answer, question) or claims_reason(claims, var)
+    reason = round_reason(entity, description, answer, question)
+    if reason is None and ctx.config.check_claims:
+        reason = claims_reason(claims, var)
     after = substitute(question, entity, description) if reason is None else None
     detail = {"entity": entity, "description": description, "claims": claims}
     if reason or after is None:
         return None, reason or "entity_not_in_question", detail
     detail["question_after"] = after
-    llm_chars = ctx.config.max_page_chars if ctx.config.verify_with_llm else 0
-    reason, checked = await claimlib.check(claims, result_pages(hits, ctx.search), ctx, "e2hqa_claims", llm_chars)
+    reason, checked = await checked_claims(claims, hits, ctx)
     if reason:
         return None, reason, detail
     verdict = await _ask(
@@ -156,6 +158,15 @@ async def rewrite_round(question: str, answer: str, ctx, var: str = "?e1") -> tu
         "claims": checked,
     }
     return hop, None, {}
+
+
+async def checked_claims(claims: list[dict], hits: list, ctx) -> tuple[str | None, list[dict]]:
+    """The description's claims checked against the search results they cite, or why not (as given when the
+    config turns the check off)."""
+    if not ctx.config.check_claims:
+        return None, claims
+    llm_chars = ctx.config.max_page_chars if ctx.config.verify_with_llm else 0
+    return await claimlib.check(claims, result_pages(hits, ctx.search), ctx, "e2hqa_claims", llm_chars)
 
 
 def result_pages(hits: list, search) -> dict[str, tuple[str, str]]:
