@@ -131,7 +131,11 @@ class World:
             self.names[normalize(e["name"])].add(e["id"])
             if e.get("type") == "person" and " " in e["name"]:
                 self.family[normalize(e["name"].rsplit(" ", 1)[1])].add(e["id"])
-        self.aliases: dict[str, set[str]] = defaultdict(set)  # entity id -> alternative titles the site lists
+        self.aliases: dict[str, set[str]] = defaultdict(set)  # entity id -> alternative names the site lists
+        for e in truth["entities"]:
+            for alias in e.get("aliases", ()):  # should entities.json list aliases, they count like redirects
+                self.aliases[e["id"]].add(alias)
+                self.names[normalize(alias)].add(e["id"])
         by_url = {e.get("url"): e["id"] for e in truth["entities"]}
         for r in truth.get("redirects", []):
             if r.get("final") in by_url and r["from"].startswith("/wiki/"):

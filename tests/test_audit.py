@@ -225,3 +225,12 @@ def test_audit_of_a_crawl_of_another_site_fails_with_one_line(tmp_path, site_dir
     assert result.exit_code == 1 and "is not of the generated site" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert "has no ground truth" in report_figures(tmp_path)["unavailable"]
+
+
+def test_names_the_site_lists_resolve_and_count_as_leaks():
+    person = {"id": "e1", "type": "person", "name": "Dorn Vael", "url": "/wiki/Dorn_Vael.html", "aliases": ["D. Vael"]}
+    redirect = {"from": "/wiki/Vael,_Dorn.html", "final": "/wiki/Dorn_Vael.html"}
+    world = World({"entities": [person], "facts": [], "redirects": [redirect]})
+    for name in ("Dorn Vael", "Vael, Dorn", "D. Vael", "Vael", "'Dorn Vael'"):
+        assert ("entity", "e1") in world.resolve(name), name
+    assert world.leak_names("e1") == ["Dorn Vael", "D. Vael", "Vael, Dorn", "Vael"]
