@@ -13,8 +13,8 @@ from . import __version__
 from .synth.options import run_dir_option
 
 # --help lists the commands in the order a run uses them, not alphabetically
-ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval",
-         "evolve", "validate")  # fmt: skip
+ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "audit", "push",
+         "eval", "evolve", "validate")  # fmt: skip
 
 
 # Stage commands live beside their stages and are imported only when used: several pull in pyarrow, numpy or
@@ -29,6 +29,7 @@ LAZY = {
     "funnel": "wdtk.filters.commands:funnel_cmd",
     "export": "wdtk.filters.commands:export_cmd",
     "report": "wdtk.report.commands:report_cmd",
+    "audit": "wdtk.report.commands:audit_cmd",
     "push": "wdtk.training.commands:push_cmd",
     "eval": "wdtk.training.commands:eval_cmd",
     "evolve": "wdtk.training.commands:evolve_cmd",
@@ -160,6 +161,9 @@ def demo(
             judge = None if judge_model == "none" else judge_model or model
             summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
     summary["report"] = str(_demo_report(run_dir))
+    from .report.audit import demo_lines  # the audit of the demo's data against its site's truth
+
+    click.echo("\n".join(demo_lines(run_dir)))
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     click.echo(f"done in {time.monotonic() - started:.1f}s; report in {summary['report']}")
 

@@ -29,6 +29,9 @@ from ..synth.parallel import dask_client
 @click.option("--no-dedup", is_flag=True, help="Keep duplicates.")
 @click.option("--min-hops", default=0, type=click.IntRange(0), help="Drop QA with fewer E2HQA rewrite hops.")
 @click.option("--max-answer-words", default=10, type=click.IntRange(1), help="Drop QA with longer answers.")
+@click.option(
+    "--no-uniqueness", is_flag=True, help="Keep QA whose claims leave the answer open (see filters/uniqueness.py)."
+)
 @workers_option(0, "Local Dask worker processes for dedup signatures (0: in this process; enough below millions).")
 @SCHEDULER
 def filter_cmd(
@@ -44,6 +47,7 @@ def filter_cmd(
     no_dedup,
     min_hops,
     max_answer_words,
+    no_uniqueness,
     workers,
     scheduler,
 ) -> None:
@@ -53,6 +57,7 @@ def filter_cmd(
     from .dedup import DedupConfig
     from .qa_filter import FilterConfig, run
     from .quality import QualityConfig
+    from .uniqueness import UniquenessConfig
 
     cfg = FilterConfig(
         kind=kind,
@@ -61,6 +66,7 @@ def filter_cmd(
         dedup=None
         if no_dedup
         else DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size),
+        uniqueness=None if no_uniqueness else UniquenessConfig(),
     )
     log_command(out_dir.parent)
     with dask_client(workers, scheduler) as client:

@@ -4,8 +4,8 @@
     back to itself), every tool call names a real tool with valid arguments and gets its response;
 (b) correctness: a judge compares the final answer with the gold one (an LLM, GAIA-style; exact match and F1
     without one); every verdict is kept as a judgement record naming the judge model and prompt version;
-(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer that no
-    tool response contains, over-long trajectories.
+(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer (or a gold
+    answer) that no tool response contains, over-long trajectories.
 Kept trajectories go to OUT/records, each drop to OUT/rejects as {"stage", "reason", "record"}, verdicts to
 OUT/judgements, and questions left with no surviving rollout to OUT/rl_pool, as WebDancer does.
 """
@@ -39,6 +39,7 @@ class FunnelConfig:
     max_repeats: int = 0  # identical tool calls allowed beyond the first
     max_tokens: int = 24_000  # estimated tokens of the whole trajectory (characters / 4)
     require_support: bool = True  # the answer must appear in a tool response (counts are exempt)
+    require_gold_support: bool = True  # so must the gold answer, with require_support
 
 
 def validity_reason(t: dict) -> str | None:
@@ -96,12 +97,18 @@ def quality_reason(t: dict, cfg: FunnelConfig) -> str | None:
     if _invented_url(t["messages"]):
         return "hallucinated_url"
     observations = [m["content"] for m in t["messages"] if m["role"] == "tool"]
-    answer = t.get("prediction", "")
-    if cfg.require_support and not is_number(answer) and not any(contains(o, answer) for o in observations):
+    if cfg.require_support and not _read(t.get("prediction", ""), observations):
         return "unsupported_answer"
+    if cfg.require_support and cfg.require_gold_support and not _read(str(t.get("answer", "")), observations):
+        return "gold_unsupported"  # judged correct, yet nothing it read states the gold answer: a judge's slip
     if sum(len(m["content"]) + len(m.get("reasoning_content", "")) for m in t["messages"]) / 4 > cfg.max_tokens:
         return "too_long"
     return None
+
+
+def _read(answer: str, observations: list[str]) -> bool:
+    """Whether a tool response states `answer` (a number counts as read: a count is worked out, not read)."""
+    return is_number(answer) or any(contains(o, answer) for o in observations)
 
 
 def _invented_url(messages: list[dict]) -> bool:

@@ -1,4 +1,5 @@
 """The filter stage: quality checks, decontamination, then exact and near-duplicate removal, in one stream.
+QA quality includes answer uniqueness from the record's claims (filters/uniqueness.py).
 
 Kept records go to OUT/records, every dropped one to OUT/rejects with its reason (and the evaluation item
 it matched, or the id of the record it duplicates), the counts to OUT/summary.json. Quality and
@@ -20,6 +21,8 @@ from ..schemas import ShardWriter, read_records
 from .decontam import DecontamConfig, EvalIndex
 from .dedup import DedupConfig, dedup
 from .quality import QualityConfig, drop_reason
+from .uniqueness import UniquenessConfig
+from .uniqueness import drop_reason as ambiguity
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class FilterConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     dedup: DedupConfig | None = field(default_factory=DedupConfig)
+    uniqueness: UniquenessConfig | None = field(default_factory=UniquenessConfig)  # None: keep open questions
 
 
 def run(
@@ -82,6 +86,8 @@ def _checked(
     """Records that pass quality and decontamination; the others are written to rejects with their reason."""
     for record in records:
         reason = drop_reason(record, cfg.quality) if cfg.kind == "qa" else None
+        if reason is None and cfg.kind == "qa" and cfg.uniqueness is not None:
+            reason = ambiguity(record, cfg.uniqueness)
         match = index.match(record["question"]) if index and reason is None else None
         if match:
             reason = "contaminated"

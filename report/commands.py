@@ -44,3 +44,25 @@ def report_cmd(run_dir: Path, out: Path | None) -> None:
     click.echo(f"wrote {out} ({len(page.encode()) // 1024 + 1} KB): {', '.join(counts) or 'no counts'}")
     for line in figures["warnings"]:
         click.echo(f"  warning: {line}", err=True)
+
+
+@click.command("audit", context_settings={"show_default": True})
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--truth",
+    "truth_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The generated site the run was made on (its _truth/).  [default: RUN_DIR/site]",
+)
+def audit_cmd(run_dir: Path, truth_dir: Path | None) -> None:
+    """Judge a run made on the generated site against the site's ground truth: every QA record, kept and
+    rejected (correct, unique, hops, leaked, unresolved), and every trajectory (the judge's verdict against the truth).
+
+    Writes RUN_DIR/audit/summary.json and RUN_DIR/audit/records/ (one verdict per record, with why) and prints the
+    table. A crawl of any other site cannot be audited: there is no truth to judge it by.
+    """
+    from .audit import audit, describe
+
+    click.echo("\n".join(describe(audit(run_dir, truth_dir))))
+    click.echo(f"verdicts -> {run_dir / 'audit' / 'records'}, figures -> {run_dir / 'audit' / 'summary.json'}")

@@ -142,6 +142,9 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
     assert len(list(read_records(run_dir / "export" / "rl"))) == funnel["rl_pool"]
     html = (run_dir / "report.html").read_text()
     assert "Funnel" in html and "Judge vs exact match" in html and "<script" not in html
+    audit = json.loads((run_dir / "audit" / "summary.json").read_text())  # the demo ends with its data's audit
+    assert "audit against the ground truth" in proc.stdout and audit["qa"]["all"]["n"] >= summary["filter"]["kept"]
+    assert audit["trajectories"]["kept"] == funnel["kept"] and 'id="precision"' in html
     logged = [json.loads(line) for line in (run_dir / "commands.jsonl").read_text().splitlines()]
     assert logged[0]["argv"][:2] == ["wdtk", "demo"]
 

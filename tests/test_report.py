@@ -25,6 +25,7 @@ HEADINGS = [
     "Run",
     "Funnel",
     "Drop reasons",
+    "Data quality (ground truth)",
     "QA types",
     "E2HQA hops",
     "Actions and tokens",
