@@ -43,8 +43,7 @@ lists below:
 """
 
 from .build import build_site
-from .chrome import CHROME_STRINGS
 from .serve import serve, start_server
-from .truth import load_truth
+from .truth import CHROME_STRINGS, load_truth
 
 __all__ = ["CHROME_STRINGS", "build_site", "load_truth", "serve", "start_server"]

@@ -4,8 +4,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .docs import DocPage, docs_page_count, plan_docs
 from .names import slugify
 from .populate import make_world
+from .portal import notice_titles, portal_page_count
 from .vocab import EVENT_KINDS, FORMS, OCCUPATIONS
 from .world import Entity, World
 
@@ -99,6 +101,8 @@ class Plan:
     variants: dict[str, list[str]] = field(default_factory=dict)  # article path -> query-string variants linked
     external: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     files: list[FileSpec] = field(default_factory=list)
+    docs: list[DocPage] = field(default_factory=list)  # the Handbook, in reading order
+    notices: list[tuple[str, Entity]] = field(default_factory=list)  # (title, place) of each borough notice
 
     @property
     def articles(self) -> list[Entity]:
@@ -144,9 +148,15 @@ def build_index(world: World) -> list[IndexPage]:
     return pages
 
 
+def section_pages(pages: int) -> int:
+    """Pages outside the encyclopedia proper: the Handbook and the borough notices."""
+    return docs_page_count(pages) + portal_page_count(pages)
+
+
 def fit(pages: int, seed: int) -> tuple[World, list[Category], list[IndexPage], int]:
-    """Pick a world size whose pages (articles, categories, indices, main, about) plus talk pages total `pages`."""
+    """Pick a world size whose pages (articles, categories, indices, main, about) plus talk pages fill `pages`."""
     talk_low, talk_high = max(1, round(pages * 0.02)), max(3, round(pages * 0.10))
+    pages -= section_pages(pages)  # the rest is fitted as before, on what is left
     n = max(1, round(pages * (0.835 - 3.3 / pages**0.5)))  # empirical share of pages that are articles
     best = None
     for _ in range(8):
@@ -174,6 +184,9 @@ def new_plan(pages: int, seed: int) -> Plan:
     rng = random.Random(f"wdtk-sitegen-plan:{seed}:{pages}")
     talk = set(e.id for e in rng.sample(world.entities, n_talk))
     plan = Plan(pages, seed, world, sorted(cats, key=lambda c: c.path), index, talk, rng)
+    plan.docs = plan_docs(docs_page_count(pages), seed)
+    places = [e for e in world.entities if e.type == "place"]
+    plan.notices = notice_titles(places, portal_page_count(pages), random.Random(f"wdtk-sitegen-notices:{seed}"))
     for cat in plan.categories:
         plan.category_for[(cat.relation, cat.object)] = cat
         for member in cat.members:
