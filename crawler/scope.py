@@ -27,6 +27,21 @@ def site_of(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port if port not in (80, 443) else 'default'}"
 
 
+def check_root(url: str) -> str:
+    """`url`, made absolute (https:// by default), if a crawl can start there; else ValueError saying why."""
+    url = url if "://" in url else f"https://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"root {url!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise ValueError(f"root {url!r} has an invalid port (0 to 65535)") from None
+    if not parts.hostname:
+        raise ValueError(f"root {url!r} has no host")
+    return url
+
+
 @dataclass(frozen=True)
 class Scope:
     """The crawl's boundary. `allow` admits off-site URLs that match; `deny` excludes any that match."""
