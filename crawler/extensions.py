@@ -76,13 +76,21 @@ class CrawlSummary:
         summary = summarize(self.crawler.stats.get_stats(), spider)
         logger.info("crawl summary: %s", json.dumps({k: v for k, v in summary.items() if k != "duplicate_content"}))
         out = self.crawler.settings.get("WDTK_OUTPUT_DIR")
-        if out:
+        if out and not getattr(spider, "fatal", "") and not _keeps_better(Path(out), summary):
             path = Path(out) / "crawl_summary.json"
             tmp = path.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
             os.replace(tmp, path)
             if summary["complete"]:
                 mark_complete(Path(out) / "pages", pages=summary["pages"], finish_reason=reason)
+
+
+def _keeps_better(out: Path, summary: dict) -> bool:
+    """Whether out/crawl_summary.json describes pages that `summary` (with none) would wipe out."""
+    try:
+        return not summary["pages"] and json.loads((out / "crawl_summary.json").read_text()).get("pages", 0) > 0
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 class CrawlProgress:

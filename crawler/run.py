@@ -43,6 +43,7 @@ def scrapy_settings(cfg: CrawlConfig):
     overrides = {
         "WDTK_OUTPUT_DIR": str(cfg.out_dir),
         "WDTK_OUTPUT_FORMAT": cfg.fmt,
+        "WDTK_FATAL_EXIT": False,  # unusable saved state: the spider closes and crawl() raises WdtkError
         "ROBOTSTXT_OBEY": cfg.robots,
         "LOG_LEVEL": cfg.log_level,
     }
@@ -77,6 +78,10 @@ def _quiet_scrapy(level: str, handler: logging.Handler | None) -> None:
         root.setLevel(level)
     if level != "DEBUG":
         logging.getLogger("scrapy").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+        # a URL (or robots.txt) that failed every retry is counted in the summary, and named when no page came:
+        # no traceback for it
+        for name in ("retry", "robotstxt"):
+            logging.getLogger(f"scrapy.downloadermiddlewares.{name}").setLevel(logging.CRITICAL)
 
 
 def crawl(cfg: CrawlConfig, on_page: Callable[[dict], None] | None = None,
@@ -123,6 +128,8 @@ def crawl(cfg: CrawlConfig, on_page: Callable[[dict], None] | None = None,
         same_site=str(cfg.same_site),
     )
     process.start()
+    if getattr(crawler.spider, "fatal", ""):  # the saved pages could not be read
+        raise WdtkError(crawler.spider.fatal)
     summary = summarize(crawler.stats.get_stats(), crawler.spider)
     if summary["new_pages"] == 0 and summary.get("first_failure") and not summary["complete"]:
         raise WdtkError(f"no page could be fetched: {summary['first_failure']}")

@@ -72,7 +72,7 @@ def saved_pages(out_dir: Path) -> Iterator[dict]:
     for leftover in pages.glob(".*.tmp"):  # a shard that a killed crawl never finished: its pages are refetched
         leftover.unlink()
     try:
-        yield from read_records(pages)
+        yield from read_records(pages, kind="page")
     except RecordError as exc:
         raise CrawlStateError(f"{exc}: the crawl's pages are damaged; run with --restart to start over") from None
 

@@ -27,9 +27,14 @@ from ..items import PageItem
 from ..scope import Scope, canonical, check_root
 from ..state import CrawlStateError, Journal, crawl_key, prepare, saved_pages, start_writing
 
-# Network failures in words, for "no page could be fetched: connection refused at URL".
-_FAILURES = {"ConnectionRefusedError": "connection refused", "DNSLookupError": "DNS lookup failed",
-             "TimeoutError": "timed out", "TCPTimedOutError": "timed out"}  # fmt: skip
+# Network failures in words, for "no page could be fetched: connection refused at URL" (Scrapy 2.19 names them
+# DownloadConnectionRefusedError and so on, older versions ConnectionRefusedError).
+_FAILURES = {"ConnectionRefused": "connection refused", "DNSLookup": "DNS lookup failed", "Timeout": "timed out",
+             "TimedOut": "timed out", "ConnectError": "could not connect"}  # fmt: skip
+
+
+def _failure_words(name: str) -> str:
+    return next((words for key, words in _FAILURES.items() if key in name), name)
 
 
 class BadArgument(ValueError):
@@ -91,16 +96,22 @@ class SublinksSpider(scrapy.Spider):
         self.duplicates: dict[str, str] = {}  # URL -> the URL whose content it repeats
         self.root_of: dict[str, str] = {root: root for root in root_urls}
         self.journal: Journal | None = None
-        self.frontier: Frontier | None = None
+        self.frontier = Frontier.restore((), 0, 0, (), ())  # replaced by restore()
+        self.fatal, self.restored_pages = "", 0
 
     @classmethod
     def from_crawler(cls, crawler, *args, **kwargs):
         """The spider, its saved state restored; a bad argument or unusable state ends `scrapy crawl` in one line."""
         try:
             spider = super().from_crawler(crawler, *args, **kwargs)
-            spider.restore()
-        except (BadArgument, CrawlStateError) as exc:
+        except BadArgument as exc:
             raise SystemExit(f"sublinks: {exc}") from None  # an exception here would print a traceback
+        try:
+            spider.restore()
+        except CrawlStateError as exc:
+            if crawler.settings.getbool("WDTK_FATAL_EXIT", True):
+                raise SystemExit(f"sublinks: {exc}") from None
+            spider.fatal = str(exc)  # in-process (`wdtk crawl`): close at once, and run.crawl raises it
         crawler.signals.connect(spider.on_idle, signal=signals.spider_idle)
         return spider
 
@@ -144,6 +155,8 @@ class SublinksSpider(scrapy.Spider):
 
     def on_idle(self) -> None:
         """A level is done (or the limit reached): build the next level, or let the crawl close."""
+        if self.fatal:
+            raise CloseSpider("unusable_state")
         self.frontier.in_flight = 0  # the engine is idle: nothing handed out is still coming back
         if self.frontier.limit_reached:
             raise CloseSpider("max_pages")
@@ -231,7 +244,7 @@ class SublinksSpider(scrapy.Spider):
             return self._done(url, "refused")
         else:
             name = failure.type.__name__
-            self._failed(url, _FAILURES.get(name, name))
+            self._failed(url, _failure_words(name))
             self.crawler.stats.inc_value(f"wdtk/errors/{name}")
             self.frontier.other(url)  # not journaled: a later run tries it again
             return self._pump()
