@@ -19,7 +19,7 @@ def site() -> None:
 @click.option("--pages", default=1000, type=click.IntRange(50, 100_000), help="Number of HTML pages to write.")
 @click.option("--seed", default=0, type=int, help="Same seed and page count give byte-identical sites.")
 def site_build(directory: Path, pages: int, seed: int) -> None:
-    """Write a deterministic fictional encyclopedia to DIRECTORY, with its ground truth under _truth/."""
+    """Write a deterministic fictional encyclopedia to DIRECTORY, its ground truth under _truth/, and eval.jsonl."""
     from rich.progress import Progress
 
     from .sitegen import build_site
@@ -31,7 +31,7 @@ def site_build(directory: Path, pages: int, seed: int) -> None:
         )
     click.echo(
         f"wrote {summary['pages']} pages ({summary['entities']} entities, {summary['facts']} facts) "
-        f"to {directory} in {summary['seconds']:.1f}s"
+        f"to {directory} in {summary['seconds']:.1f}s; questions for `wdtk eval` in {directory / 'eval.jsonl'}"
     )
 
 

@@ -2,6 +2,7 @@
 
 import html
 import http.client
+import json
 import re
 import signal
 import statistics
@@ -355,3 +356,25 @@ def test_wdtk_site_serve_blocks_until_ctrl_c(site_dir: Path) -> None:
 def test_truth_loads_as_one_dict(site_dir: Path) -> None:
     truth = load_truth(site_dir)
     assert {"entities", "facts", "pages", "categories", "chrome_strings", "redirects", "files"} <= set(truth)
+
+
+def test_build_writes_a_gaia_style_eval_split_with_one_answer_per_question(site_dir: Path, truth: dict) -> None:
+    from wdtk.training.benchmarks import load_benchmark
+
+    rows = [json.loads(line) for line in (site_dir / "eval.jsonl").read_text().splitlines()]
+    assert 20 <= len(rows) <= 50 and {1, 2} <= {r["Level"] for r in rows}
+    assert all(set(r) == {"task_id", "Question", "Final answer", "Level"} for r in rows)
+    assert len({r["task_id"] for r in rows}) == len({r["Question"] for r in rows}) == len(rows)
+    names = {e["name"]: e["id"] for e in truth["entities"]}
+    objects = {}
+    for fact in truth["facts"]:
+        objects.setdefault((fact["subject"], fact["relation"]), []).append(fact)
+    for row in rows:
+        assert row["Final answer"] in names and row["Final answer"] not in row["Question"]
+        subject = next(names[n] for n in sorted(names, key=len, reverse=True) if n in row["Question"])
+        answers = {f["object_text"] for (s, _), facts in objects.items() if s == subject for f in facts}
+        if row["Level"] == 1:  # a one-hop answer is a fact of the subject, and the only one of its relation
+            assert row["Final answer"] in answers
+    questions, skipped = load_benchmark(site_dir / "eval.jsonl")  # what `wdtk eval` reads
+    assert len(questions) == len(rows) and not skipped and questions[0].layout == "gaia"
+    assert "Disallow: /eval.jsonl" in (site_dir / "robots.txt").read_text()  # crawlers keep off the answers

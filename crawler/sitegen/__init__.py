@@ -40,6 +40,13 @@ lists below:
                      the page's distinct <a href> values in document order, exactly as written (fragment-only
                      hrefs are prefixed with the page path)
     categories.json  [{path, title, subject_type, relation, object, object_text, members [entity ids]}]
+    texts.json       [{path, text}]: each page's true main text, a line per block (what extraction should give)
+
+Beside the encyclopedia: the Handbook under /docs/ (Sphinx-style documentation without <main>: contents pages,
+topics with admonitions and definition lists, API pages, a module index) and borough notices under /notices/
+(a short notice inside a page that is mostly menu); pages.json gives every page's kind and template, site.json
+the chrome strings of each template. eval.jsonl holds 30 GAIA-style questions {task_id, Question, Final answer,
+Level} with one answer each, for `wdtk eval` (robots.txt keeps crawlers off it).
 """
 
 from .build import build_site

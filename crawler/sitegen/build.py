@@ -17,6 +17,7 @@ from .docs_chrome import docs_html
 from .plan import Plan, new_plan
 from .portal import notice_body, notice_path, portal_html
 from .traps import add_traps
+from .seeds import write_eval_split
 from .truth import fragment_text, template_of, write_truth
 
 MIN_PAGES, MAX_PAGES = 50, 100_000
@@ -37,6 +38,7 @@ def build_site(out_dir: Path, pages: int, seed: int = 0, progress: Callable[[int
     writer.write_pages()
     writer.write_extras()
     write_truth(out, plan, writer.records, writer.fact_pages, writer.texts)
+    write_eval_split(out, seed=seed)
     if len(writer.records) != pages:
         raise RuntimeError(f"wrote {len(writer.records)} pages, expected {pages}")
     return summary(plan, writer, round(perf_counter() - started, 3))
