@@ -150,18 +150,23 @@ class SublinksSpider(scrapy.Spider):
         return out
 
     def _pump(self) -> None:
+        """Hand out what the frontier allows; the moment a level's last response is in, start the next level.
+
+        Not at spider_idle: that waits for the level's items to leave the extraction workers too, and the
+        downloader would sit idle meanwhile."""
+        if not self.frontier.queue and not self.frontier.in_flight:
+            self.frontier.advance()
         for request in self._requests():
             self.crawler.engine.crawl(request)
 
     def on_idle(self) -> None:
-        """A level is done (or the limit reached): build the next level, or let the crawl close."""
+        """Nothing in flight: go on with the next level if there is one (_pump usually has already), else close."""
         if self.fatal:
             raise CloseSpider("unusable_state")
         self.frontier.in_flight = 0  # the engine is idle: nothing handed out is still coming back
+        self.crawler.stats.set_value("wdtk/skipped/duplicate_url", self.frontier.duplicates)
         if self.frontier.limit_reached:
             raise CloseSpider("max_pages")
-        self.frontier.advance()
-        self.crawler.stats.set_value("wdtk/skipped/duplicate_url", self.frontier.duplicates)
         self._pump()
         if self.frontier.in_flight:
             raise DontCloseSpider
