@@ -126,13 +126,16 @@ def main() -> None:
     print(f"\nwdtk: lowest kind {worst} {wdtk[worst]:.3f} (target >= 0.97), chrome leaks {wdtk['_leaks']} (target 0)")
     print(f"articles: wdtk {wdtk['article']:.3f} vs trafilatura default {default['article']:.3f} "
           f"({wdtk['article'] - default['article']:+.3f})")  # fmt: skip
-    print(f"speed: wdtk / trafilatura fast = {wdtk['_rate'] / fast['_rate']:.2f} (target >= 1.0); "
-          f"on the new kinds {wdtk['_new_rate'] / fast['_new_rate']:.2f}, {wdtk['_new_rate']:.0f} pages per CPU-s")
+    print(
+        f"speed: wdtk / trafilatura fast = {wdtk['_rate'] / fast['_rate']:.2f} (target >= 1.0); "
+        f"on the new kinds {wdtk['_new_rate'] / fast['_new_rate']:.2f}, {wdtk['_new_rate']:.0f} pages per CPU-s"
+    )
     if args.gold:
         gold = report(f"gold folder {args.gold}", gold_cases(args.gold), [])
         wdtk, default, fast = gold["wdtk"], gold["trafilatura"], gold["trafilatura-fast"]
         print(f"\ngold: wdtk {wdtk['gold']:.3f} vs trafilatura default {default['gold']:.3f} "
-              f"({wdtk['gold'] - default['gold']:+.3f}); speed vs fast {wdtk['_rate'] / fast['_rate']:.2f}")  # fmt: skip
+              f"({wdtk['gold'] - default['gold']:+.3f}); speed vs fast "
+              f"{wdtk['_rate'] / fast['_rate']:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from .docs import DocPage, DocsWriter
 from .docs_chrome import docs_html
 from .plan import Plan, new_plan
 from .portal import notice_body, notice_path, portal_html
-from .traps import add_traps
 from .seeds import write_eval_split
+from .traps import add_traps
 from .truth import fragment_text, template_of, write_truth
 
 MIN_PAGES, MAX_PAGES = 50, 100_000
