@@ -80,3 +80,24 @@ def test_shingle_f1():
     assert shingle_f1("x y z", "a b c")[2] == 0.0
     precision, recall, f1 = shingle_f1("a b c d e", "a b c")
     assert recall == 1.0 and precision == pytest.approx(1 / 3) and f1 == pytest.approx(0.5)
+
+
+def test_the_benchmark_reads_both_gold_layouts(tmp_path):
+    import gzip
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("bench_extract", Path(__file__).parents[1] / "bench" / "extract.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    aeb = tmp_path / "aeb"
+    (aeb / "html").mkdir(parents=True)
+    (aeb / "html" / "a1.html.gz").write_bytes(gzip.compress(b"<html><body><p>Body one.</p></body></html>"))
+    (aeb / "ground-truth.json").write_text(json.dumps({"a1": {"articleBody": "Body one.", "url": "http://x/"}}))
+    assert bench.gold_cases(aeb) == [("gold", "<html><body><p>Body one.</p></body></html>", "Body one.")]
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    (pairs / "b.html").write_text("<p>Two</p>")
+    (pairs / "b.txt").write_text("Two")
+    (pairs / "lonely.html").write_text("<p>no gold</p>")
+    assert bench.gold_cases(pairs) == [("gold", "<p>Two</p>", "Two")]
