@@ -98,3 +98,29 @@ def test_non_tty_progress_prints_lines_with_pages_rate_and_queue(site_server, tm
     lines = [line for line in proc.stderr.splitlines() if "progress:" in line]
     assert len(lines) >= 2 and all("pages/s" in line and "queued" in line for line in lines), proc.stderr
     assert "Enabled downloader middlewares" not in proc.stderr  # Scrapy's start-up chatter only at -L DEBUG
+
+
+def test_on_a_terminal_progress_is_a_bar_with_the_page_total_rate_queue_and_eta(site_server, tmp_path):
+    import os
+    import pty
+    import re
+
+    leader, follower = pty.openpty()
+    cmd = [sys.executable, "-m", "wdtk.cli", "crawl", site_server + "/", "-o", str(tmp_path / "out"), "--max-pages",
+           "30", "--no-throttle", "--set", "DOWNLOAD_DELAY=0.03",
+           "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "160"})
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command has ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    assert proc.wait(timeout=60) == 0
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert re.search(r"\b\d+/30\b.*pages/s.*\d+ queued.*\d:\d\d:\d\d", screen), screen[-2000:]
+    assert "crawled 30 pages" in screen
