@@ -52,14 +52,24 @@ class Scope:
     _sites: frozenset[str] = field(init=False, repr=False)
     _allow: tuple[re.Pattern, ...] = field(init=False, repr=False)
     _deny: tuple[re.Pattern, ...] = field(init=False, repr=False)
+    _reasons: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_sites", frozenset(site_of(r) for r in self.roots))
         object.__setattr__(self, "_allow", tuple(re.compile(p) for p in self.allow))
         object.__setattr__(self, "_deny", tuple(re.compile(p) for p in self.deny))
+        object.__setattr__(self, "_reasons", {})
 
     def skip_reason(self, url: str) -> str | None:
         """Why `url` is outside the crawl ('scheme', 'extension', 'offsite', 'denied'), or None if it is in."""
+        cache = self._reasons
+        if url not in cache:
+            if len(cache) > 1 << 16:  # pages repeat the same chrome links: a bounded memo of recent answers
+                cache.clear()
+            cache[url] = self._reason(url)
+        return cache[url]
+
+    def _reason(self, url: str) -> str | None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             return "scheme"

@@ -15,12 +15,14 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 import scrapy
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
+from scrapy.utils.response import get_base_url
 
 from ..frontier import Frontier
 from ..items import PageItem
@@ -65,6 +67,13 @@ def _regexes(name: str, patterns: tuple[str, ...]) -> tuple[str, ...]:
         except re.error as exc:
             raise BadArgument(f"{name} pattern {pattern!r} is not a valid regex: {exc}") from None
     return patterns
+
+
+def absolute(base: str, origin: str, href: str) -> str:
+    """`href` resolved against the page's `base` URL; site-absolute paths without urljoin (most links are)."""
+    if href.startswith("/") and not href.startswith("//"):
+        return origin + href
+    return href if href.startswith(("http://", "https://")) else urljoin(base, href)
 
 
 def is_html(response: Response) -> bool:
@@ -206,9 +215,12 @@ class SublinksSpider(scrapy.Spider):
         """In-scope, canonical, de-duplicated out-links in page order; skipped ones counted by reason."""
         seen: dict[str, None] = {}
         stats = self.crawler.stats
+        base = get_base_url(response)
+        parts = urlsplit(base)
+        origin = f"{parts.scheme}://{parts.netloc}"
         for href in response.css("a::attr(href)").getall():
             try:
-                url = canonical(response.urljoin(href.strip()))
+                url = canonical(absolute(base, origin, href.strip()))
             except ValueError:  # a malformed href (a port out of range, a bad IPv6 host)
                 stats.inc_value("wdtk/links/malformed")
                 continue
