@@ -143,8 +143,10 @@ def main() -> None:
         print(f"ratio inline/bare = {medians['inline'] / medians['bare']:.2f} (extraction on the reactor thread)")
     cpu = {name: statistics.median(r) for name, r in per_cpu.items()}
     print("median pages per CPU-second: " + ", ".join(f"{name} {rate:.0f}" for name, rate in cpu.items()))
-    print(f"CPU cost per page, sublinks/bare = {cpu['bare'] / cpu['sublinks']:.2f}x (crawl, extraction, validation, "
-          "shards against link-following alone)")
+    print(
+        f"CPU cost per page, sublinks/bare = {cpu['bare'] / cpu['sublinks']:.2f}x (crawl, extraction, validation, "
+        "shards against link-following alone)"
+    )
 
 
 if __name__ == "__main__":
