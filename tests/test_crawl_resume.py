@@ -56,11 +56,15 @@ def test_sigkilled_crawl_resumes_with_every_page_once_and_no_written_page_fetche
     server, base = fresh_site_server
     out = tmp_path / "crawl"
     kept = []  # pages written before each kill
-    # kill points: during start-up (before any page), then after 30, 90 and 160 requests in all
-    for kill_after in (0, 30, 90, 160):
+    # kill points: during start-up (before any page), after 30 and 90 requests in all, and once more pages are
+    # written than before it started
+    for kill_after in (0, 30, 90, "progress"):
         before = len(server.request_log)
         proc = subprocess.Popen(crawl_cmd(base, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if kill_after:
+        if kill_after == "progress":
+            had = len(kept[-1])
+            assert wait_for(lambda: len(written(out)) > had, 60)  # noqa: B023 - called before `had` changes
+        elif kill_after:
             assert wait_for(lambda k=kill_after: len(server.request_log) >= k, 60)
         else:
             time.sleep(0.5)
@@ -74,7 +78,7 @@ def test_sigkilled_crawl_resumes_with_every_page_once_and_no_written_page_fetche
         assert not refetched & done_before, refetched & done_before
         kept.append(written(out))
         assert not is_complete(out / "pages") or not (out / "pages").is_dir()
-    assert 0 < len(kept[1]) <= len(kept[2]) <= len(kept[3]) < 286  # progress survives each kill
+    assert len(kept[0]) <= len(kept[1]) <= len(kept[2]) < len(kept[3]) < 286  # what was written survives each kill
 
     before = len(server.request_log)
     final = subprocess.run(crawl_cmd(base, out), capture_output=True, text=True, timeout=180)

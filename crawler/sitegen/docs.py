@@ -81,6 +81,9 @@ class DocPage:
     summary: str = ""
 
 
+MIN_DOCS = 6  # index, a chapter with one topic, the API contents with one module, the module index
+
+
 def docs_page_count(pages: int) -> int:
     """How many Handbook pages a site of `pages` pages has: about 5%, at least 6, at most 400."""
     return min(400, max(6, round(pages * 0.05)))
