@@ -31,17 +31,9 @@ class Frontier:
     duplicates: int = 0  # links to URLs already seen, when levels are built
 
     @classmethod
-    def start(cls, roots: Iterable[str], max_depth: int, max_pages: int = 0) -> Frontier:
-        """A new crawl: the roots are level 0."""
-        frontier = cls(max_depth, max_pages)
-        frontier.later = {root: (0, None) for root in dict.fromkeys(roots)}
-        frontier.seen.update(frontier.later)
-        frontier._next_level(0)
-        return frontier
-
-    @classmethod
     def restore(cls, roots, max_depth: int, max_pages: int, pages: Iterable[dict], done: Iterable[str]) -> Frontier:
-        """A resumed crawl, from its written page records and the URLs that gave no page (`done`).
+        """The frontier of a crawl from `roots`: new (no pages, nothing done), or resumed from its written page records
+        and the URLs that gave no page (`done`).
 
         Recorded depths are true hop counts, so a link of a page at depth d is at most d+1 hops away; URLs the
         killed run had reached but not recorded are found again through the pages that link them.

@@ -107,7 +107,7 @@ def test_on_a_terminal_progress_is_a_bar_with_the_page_total_rate_queue_and_eta(
 
     leader, follower = pty.openpty()
     cmd = [sys.executable, "-m", "wdtk.cli", "crawl", site_server + "/", "-o", str(tmp_path / "out"), "--max-pages",
-           "30", "--no-throttle", "--set", "DOWNLOAD_DELAY=0.03",
+           "30", "--no-throttle", "--set", "DOWNLOAD_DELAY=0.1",
            "--set", "CONCURRENT_REQUESTS_PER_DOMAIN=1"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, env={**os.environ, "COLUMNS": "160"})
     os.close(follower)

@@ -136,7 +136,8 @@ class SublinksSpider(scrapy.Spider):
             prepare(out, key)
             done = Journal.read(out)
             for record in saved_pages(out):
-                pages.append({k: record.get(k) for k in ("url", "final_url", "depth", "links")})
+                page = {k: record[k] for k in ("url", "depth", "links")}
+                pages.append({**page, "final_url": canonical(record["final_url"])})  # as the crawl saw it
                 self.hashes[record["content_hash"]] = record["url"]
                 self.root_of[record["url"]] = record["root"]
             self.duplicates = {u: e["of"] for u, e in done.items() if e["outcome"] == "duplicate_content"}
