@@ -55,7 +55,7 @@ def test_sigkilled_crawl_resumes_with_every_page_once_and_no_written_page_fetche
                                                                                      tmp_path):  # fmt: skip
     server, base = fresh_site_server
     out = tmp_path / "crawl"
-    kept = []  # pages written before each kill
+    kept, worker_counts = [], []  # pages written before each kill; extraction workers alive at each kill
     # kill points: during start-up (before any page), after 30 and 90 requests in all, and once more pages are
     # written than before it started
     for kill_after in (0, 30, 90, "progress"):
@@ -69,6 +69,7 @@ def test_sigkilled_crawl_resumes_with_every_page_once_and_no_written_page_fetche
         else:
             time.sleep(0.5)
         workers = psutil.Process(proc.pid).children(recursive=True)
+        worker_counts.append(len(workers))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         # the extraction workers die with the crawl (PR_SET_PDEATHSIG), not left behind holding memory
@@ -78,6 +79,7 @@ def test_sigkilled_crawl_resumes_with_every_page_once_and_no_written_page_fetche
         assert not refetched & done_before, refetched & done_before
         kept.append(written(out))
         assert not is_complete(out / "pages") or not (out / "pages").is_dir()
+    assert max(worker_counts) >= 1  # the kills did catch workers, and they died
     assert len(kept[0]) <= len(kept[1]) <= len(kept[2]) < len(kept[3]) < 286  # what was written survives each kill
 
     before = len(server.request_log)
