@@ -45,7 +45,11 @@ def site_serve(directory: Path, port: int, quiet: bool) -> None:
 
     if not (directory / "index.html").exists():
         raise click.ClickException(f"{directory} has no index.html: build it first with `wdtk site build {directory}`")
-    serve(directory, port=port, quiet=quiet)
+    try:
+        serve(directory, port=port, quiet=quiet)
+    except OSError as e:  # EADDRINUSE and the like: one line, not a traceback
+        reason = e.strerror or e
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {reason} (try another --port)") from None
 
 
 # --- crawl ------------------------------------------------------------------------------------
