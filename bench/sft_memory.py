@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--accumulation", type=int, default=1, help="gradient accumulation steps (default CLI: 8)")
     parser.add_argument("--baseline", action="store_true", help="also run TRL's defaults (batch 8)")
+    parser.add_argument("extra", nargs="*", help="more training/sft.py arguments, after --")
     args = parser.parse_args()
     from wdtk.filters.export import run as export
     from wdtk.schemas import write_records
@@ -69,7 +70,7 @@ def main() -> None:
         write_records([], root / "funnel" / "rl_pool")
         export(root / "funnel", root / "export")
         steps = ["--max_steps", str(args.steps)]
-        ours = ["--gradient_accumulation_steps", str(args.accumulation), *steps]
+        ours = ["--gradient_accumulation_steps", str(args.accumulation), *steps, *args.extra]
         peak, seconds = run(root / "export" / "sft", root / "ours", ours)
         result = {"tokens": args.tokens, "defaults_peak_gb": round(peak, 2),
                   "budget_ratio": round(peak / BUDGET_GB, 2), "seconds": round(seconds)}  # fmt: skip

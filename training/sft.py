@@ -24,8 +24,9 @@ Lengths are never cut silently: `--max_length` defaults to the longest conversat
 
 Every TRL SFTConfig and ModelConfig option works (`--help` lists them; `--config FILE.yaml` sets them from a file).
 On a machine without a GPU, bf16 and gradient checkpointing default to off, and batches to one conversation with
-8 steps of gradient accumulation (SmolLM2-135M on 2,000-token conversations then peaks under 8 GB; TRL's default
-batch of 8 took 11.7 GB). `--model_name_or_path embedded` is the embedded SmolLM2-135M-Instruct checkpoint.
+8 steps of gradient accumulation (SmolLM2-135M on 2,200-token conversations then peaks at 6.8 GB, 0.85 of an 8 GB
+budget: bench/sft_memory.py; TRL's default batch of 8 took 11.7 GB). `--model_name_or_path embedded` is the
+embedded SmolLM2-135M-Instruct checkpoint (converted into the cache on first use).
 """
 
 from __future__ import annotations
@@ -140,9 +141,13 @@ def resolve_model(name: str) -> str:
     """`embedded` is the embedded SmolLM2 checkpoint (written to the cache on first use); other names stay."""
     if name != "embedded":
         return name
-    from ..synth.llm.embedded import EmbeddedLLM
+    from ..synth.llm.embedded import CACHE_FORMAT, convert_gguf, default_cache_root, gguf_digest, gguf_path
 
-    return str(EmbeddedLLM().load().path)
+    gguf = gguf_path()  # as EmbeddedLLM finds it, without loading the model into this process
+    path = default_cache_root() / "embedded" / f"{gguf_digest(gguf)}-{CACHE_FORMAT}"
+    if not (path / "config.json").exists():
+        convert_gguf(gguf, path)
+    return str(path)
 
 
 def build_trainer(script_args, training_args, model_args, template_args):
