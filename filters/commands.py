@@ -6,19 +6,28 @@ from pathlib import Path
 
 import click
 
-from ..synth.options import SCHEDULER, judge_options, out_option, require_inputs, run_dir_option, workers_option
+from ..synth.options import (
+    SCHEDULER,
+    judge_options,
+    out_option,
+    prepare_judge,
+    require_records,
+    run_dir_option,
+    workers_option,
+)
 from ..synth.parallel import dask_client
 
 
 @click.command("filter", context_settings={"show_default": True})
-@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@out_option("Output: records/ (kept), rejects/ (with reasons), summary.json.")
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+@run_dir_option("Run directory: default input DIR/synth/*/records, output DIR/filter.")
+@out_option("Output: records/ (kept), rejects/ (with reasons), summary.json.  [default: DIR/filter]")
 @click.option("--kind", default="qa", type=click.Choice(["qa", "page"]), help="Records to filter (pages: dedup only).")
 @click.option(
     "--eval",
     "evals",
     multiple=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=click.Path(path_type=Path),
     help="Evaluation-set JSONL to decontaminate against (GAIA, WebWalkerQA, BrowseComp...; repeatable).",
 )
 @click.option("--ngram", default=13, type=click.IntRange(1), help="Word n-gram length for decontamination.")
@@ -36,6 +45,7 @@ from ..synth.parallel import dask_client
 @SCHEDULER
 def filter_cmd(
     sources,
+    run_dir,
     out_dir,
     kind,
     evals,
@@ -51,7 +61,12 @@ def filter_cmd(
     workers,
     scheduler,
 ) -> None:
-    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal."""
+    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal.
+
+    SOURCES default to DIR/synth/*/records (what `wdtk synth --dir DIR` leaves). Malformed records among good ones
+    are rejected with their reason; an input with no record of the kind at all is an error.
+    """
+    from ..schemas import WdtkError
     from ..schemas.runlog import log_command
     from .decontam import DecontamConfig
     from .dedup import DedupConfig
@@ -68,7 +83,13 @@ def filter_cmd(
         else DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size),
         uniqueness=None if no_uniqueness else UniquenessConfig(),
     )
-    log_command(out_dir.parent)
+    sources = sources or tuple(sorted(run_dir.glob("synth/*/records")))
+    if not sources:
+        raise WdtkError(f"no QA records under {run_dir / 'synth'}: run `wdtk synth --dir {run_dir}` or name them")
+    require_records(sources, kind, f"{kind} records", every=False)
+    require_records(evals, None, "evaluation questions")  # decontam reads them, naming a row without a question
+    out_dir = out_dir or run_dir / "filter"
+    log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
     with dask_client(workers, scheduler) as client:
         summary = run(sources, out_dir, cfg, evals, dask_client=client)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
@@ -77,11 +98,11 @@ def filter_cmd(
 
 
 @click.command("funnel", context_settings={"show_default": True})
-@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @run_dir_option(
     "Run directory: default input DIR/sample/records, QA DIR/filter/records, output DIR/funnel and DIR/export."
 )
-@out_option("Default: DIR/funnel.", required=False)
+@out_option("Output directory, the exports in OUT/export.  [default: DIR/funnel, the exports in DIR/export]")
 @judge_options
 @click.option("--max-actions", default=12, type=click.IntRange(1), help="Drop trajectories with more tool calls.")
 @click.option(
@@ -107,13 +128,15 @@ def funnel_cmd(
 
     SOURCES are trajectory records (default DIR/sample/records, as `wdtk sample` leaves them). Writes
     OUT/records (kept), OUT/rejects (stage and reason), OUT/judgements, OUT/rl_pool and OUT/summary.json, then
-    the exports: DIR/export/sft (TRL conversational), DIR/export/webdancer (chatml text), DIR/export/rl.
+    the exports: EXPORT/sft (TRL conversational), EXPORT/webdancer (chatml text), EXPORT/rl, where EXPORT is
+    DIR/export (OUT/export with -o).
     """
     from ..schemas.runlog import log_command
     from .funnel import FunnelConfig
 
     sources = sources or (run_dir / "sample" / "records",)
-    require_inputs(sources, "trajectories", "run `wdtk sample` first or name the files")
+    require_records(sources, "trajectory", "trajectories", "run `wdtk sample --dir DIR` first or name the files")
+    judge_model = prepare_judge(judge_model, judge_api_base)
     log_command(run_dir)
     cfg = FunnelConfig(
         max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
@@ -126,6 +149,7 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
     from .funnel import describe_funnel, run
     from .judge import Judge, JudgeConfig, judge_client
 
+    export_dir = out_dir / "export" if out_dir else run_dir / "export"
     out_dir = out_dir or run_dir / "funnel"
     client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
     judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
@@ -135,19 +159,25 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
         from .export import describe_export
         from .export import run as export_run
 
-        click.echo(describe_export(export_run(out_dir, run_dir / "export"), run_dir / "export"))
+        click.echo(describe_export(export_run(out_dir, export_dir), export_dir))
     return summary
 
 
 @click.command("export", context_settings={"show_default": True})
-@click.argument("funnel_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@out_option("Output: sft/, webdancer/ and rl/ Parquet shards.")
-def export_cmd(funnel_dir: Path, out_dir: Path) -> None:
-    """Write the training sets from a funnel's output (FUNNEL_DIR: records/ and rl_pool/), as `wdtk funnel` does.
+@click.argument("funnel_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@run_dir_option("Run directory: default input DIR/funnel, output DIR/export.")
+@out_option("Output: sft/, webdancer/ and rl/ Parquet shards.  [default: DIR/export]")
+def export_cmd(funnel_dir: Path | None, run_dir: Path, out_dir: Path | None) -> None:
+    """Write the training sets from a funnel's output (FUNNEL_DIR: records/ and rl_pool/; default DIR/funnel), as
+    `wdtk funnel` does.
 
     OUT/sft: TRL conversational rows (messages with tool_calls and tool turns, plus tools) that SFTTrainer takes
     as they are; OUT/webdancer: the same trajectories as chatml text; OUT/rl: question, answer, metadata.
     """
     from .export import describe_export, run
 
+    funnel_dir = funnel_dir or run_dir / "funnel"
+    hint = "run `wdtk funnel --dir DIR` first"
+    require_records([funnel_dir / "records"], "trajectory", "kept trajectories", hint, empty_ok=True)
+    out_dir = out_dir or run_dir / "export"
     click.echo(describe_export(run(funnel_dir, out_dir), out_dir))

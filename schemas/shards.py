@@ -27,6 +27,14 @@ def read_records(src: str | Path, kind: str | None = None) -> Iterator[dict]:
     return _stream(_source_files(Path(src)), kind)
 
 
+def read_located(src: str | Path) -> Iterator[tuple[Path, int, dict]]:
+    """(file, line or Parquet row, record) for each record of `src`, for callers that check records themselves."""
+    for path in _source_files(Path(src)):
+        rows = iter_parquet(path) if format_of(path) == "parquet" else _parse_jsonl(path)
+        for line, record in rows:
+            yield path, line, record
+
+
 def _source_files(src: Path) -> list[Path]:
     if src.is_dir():
         shards = [p for p in src.iterdir() if p.is_file() and not p.name.startswith(".") and format_of(p)]

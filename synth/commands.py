@@ -8,22 +8,30 @@ from pathlib import Path
 import click
 
 from .options import (
+    SEARCH_HELP,
     agent_config,
     agent_options,
     llm_options,
+    max_groups_option,
+    max_questions_option,
     out_option,
+    prepare_model,
     require_index,
     require_inputs,
+    require_records,
+    rollouts_option,
     run_dir_option,
     run_with_progress,
     stage_backends,
 )
 
+PAGES_HINT = "run `wdtk crawl URL -o DIR/crawl` (or `wdtk demo`) first"
+
 
 @click.group(invoke_without_command=True, context_settings={"show_default": True})
 @run_dir_option("Working directory: reads crawl/pages and index/, writes synth/.")
 @click.option("--rewrites", default=3, type=click.IntRange(0), help="E2HQA rounds on top of CRAWLQA (0: none).")
-@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@max_groups_option()
 @llm_options
 @click.pass_context
 def synth(
@@ -46,6 +54,8 @@ def synth(
         return
     from ..schemas.runlog import log_command
 
+    require_records([run_dir / "crawl" / "pages"], "page", "crawled pages", PAGES_HINT)
+    model = prepare_model(model, api_base)
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
 
@@ -96,15 +106,15 @@ def synthesise(
     return summaries
 
 
-_stage_out = out_option("Output: records/, rejects/, summary.json, resumable state.")
+_stage_out = out_option("Output: records/, rejects/, summary.json, resumable state.", required=True)
 
 
 @synth.command("crawlqa")
-@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@click.argument("pages", type=click.Path(path_type=Path))
 @_stage_out
 @click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
 @click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
-@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@max_groups_option()
 @llm_options
 def crawlqa_cmd(
     pages: Path,
@@ -120,6 +130,8 @@ def crawlqa_cmd(
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
     from . import crawlqa
 
+    require_records([pages], "page", "page records", PAGES_HINT)
+    model = prepare_model(model, api_base)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
     backends, run_opts = stage_backends(out_dir, model, api_base, None, **opts)
@@ -129,17 +141,17 @@ def crawlqa_cmd(
 
 
 @synth.command("e2hqa")
-@click.argument("seeds", type=click.Path(exists=True, path_type=Path))
+@click.argument("seeds", type=click.Path(path_type=Path))
 @_stage_out
 @click.option(
     "--search",
     "search",
     required=True,
     metavar="ENGINE",
-    help="bm25:INDEX_DIR (from `wdtk index`), serper:URL or searxng:URL.",
+    help=SEARCH_HELP,
 )
 @click.option("--rewrites", default=3, type=click.IntRange(1), help="Rounds of entity rewriting per question.")
-@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many seeds.")
+@max_questions_option("seeds")
 @llm_options
 def e2hqa_cmd(
     seeds: Path,
@@ -155,6 +167,9 @@ def e2hqa_cmd(
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
     from . import e2hqa
 
+    require_records([seeds], "question", "seed questions", "JSONL rows with a question and an answer")
+    require_index(search)
+    model = prepare_model(model, api_base)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
         "e2hqa",
@@ -182,27 +197,37 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
     return index_dir
 
 
-@click.command()
-@click.argument("pages", type=click.Path(exists=True, path_type=Path))
-@out_option("Index directory (the offline search engine for E2HQA, visit and sampling).")
-def index(pages: Path, out_dir: Path) -> None:
-    """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
+@click.command(context_settings={"show_default": True})
+@click.argument("pages", required=False, type=click.Path(path_type=Path))
+@run_dir_option("Run directory: default input DIR/crawl/pages, output DIR/index.")
+@out_option("Index directory (the offline search engine for E2HQA, visit and sampling).  [default: DIR/index]")
+def index(pages: Path | None, run_dir: Path, out_dir: Path | None) -> None:
+    """Build a persistent local BM25 index over page records (PAGES: a shard directory or file; default
+    DIR/crawl/pages, as `wdtk crawl -o DIR/crawl` leaves them)."""
+    from ..schemas import WdtkError
     from .search.bm25 import build_index
 
-    summary = build_index(pages, out_dir)
+    pages = pages or run_dir / "crawl" / "pages"
+    for inner, what in ((pages / "crawl" / "pages", "a run directory"), (pages / "pages", "a crawl's output")):
+        if inner.is_dir():  # its JSON files (commands.jsonl, crawl_summary.json) are not pages
+            raise WdtkError(f"{pages} is {what}: its page records are in {inner}; name that, or use --dir")
+    require_records([pages], "page", "page records", PAGES_HINT)
+    out_dir = out_dir or run_dir / "index"
+    try:
+        summary = build_index(pages, out_dir)
+    except FileExistsError as e:
+        raise WdtkError(str(e)) from None
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
 
 
 @click.command("sample", context_settings={"show_default": True})
-@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @run_dir_option("Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.")
-@out_option("Default: DIR/sample.", required=False)
-@click.option(
-    "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
-)
-@click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
+@out_option("Output directory.  [default: DIR/sample]")
+@click.option("--search", metavar="ENGINE", help=SEARCH_HELP + "  [default: bm25:DIR/index]")
+@rollouts_option(aliases=())
 @agent_options
-@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many questions.")
+@max_questions_option()
 @llm_options
 def sample(
     sources: tuple[Path, ...],
@@ -226,9 +251,10 @@ def sample(
     from .sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
-    require_inputs(sources, "QA records", "run `wdtk filter` first or name the QA files")
+    require_records(sources, "question", "QA records", "run `wdtk filter --dir DIR` first or name the QA files")
     search = search or f"bm25:{run_dir / 'index'}"
     require_index(search)
+    model = prepare_model(model, api_base)
     out_dir = out_dir or run_dir / "sample"
     log_command(run_dir)
     agent = agent_config(opts)

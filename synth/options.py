@@ -28,18 +28,79 @@ def apply(options: Iterable[Callable]) -> Callable:
     return decorate
 
 
-def run_dir_option(help: str):
-    """--dir RUN: the run directory a command reads its inputs from and writes its stage into."""
-    return click.option(
-        "--dir", "run_dir", default=Path("runs/demo"), type=click.Path(file_okay=False, path_type=Path), help=help
-    )
+class Aliased(click.Option):
+    """An option that also answers to old spellings, which --help leaves out: old command lines keep working, and
+    the run's command log (which takes the longest visible name) records the current one."""
+
+    def __init__(self, *args, aliases: tuple[str, ...] = (), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.aliases = tuple(aliases)
+
+    def add_to_parser(self, parser, ctx: click.Context) -> None:
+        visible = self.opts
+        self.opts = [*visible, *self.aliases]
+        try:
+            super().add_to_parser(parser, ctx)
+        finally:
+            self.opts = visible
 
 
-def out_option(help: str, required: bool = True):
-    """-o/--out DIR: where a command writes its output."""
-    return click.option(
-        "-o", "--out", "out_dir", required=required, type=click.Path(file_okay=False, path_type=Path), help=help
-    )
+class Legacy(click.Argument):
+    """A positional argument kept for old command lines (`wdtk report RUN`): it works, and --help shows --dir."""
+
+    def get_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return []
+
+
+def option(*decls: str, aliases: tuple[str, ...] = (), **attrs) -> Callable:
+    """click.option, plus hidden old spellings in `aliases`."""
+    return click.option(*decls, cls=Aliased, aliases=aliases, **attrs)
+
+
+DEFAULT_RUN = Path("runs/demo")
+
+
+def run_dir_option(help: str, legacy_positional: bool = False):
+    """--dir DIR: the run directory a command reads its inputs from and writes its stage into, in every command.
+
+    `legacy_positional` also accepts it as a positional argument (hidden), as `report` and `push` once took it; the
+    command gets it as `legacy_dir` and passes both to `pick_run_dir`."""
+    opt = click.option("--dir", "run_dir", default=DEFAULT_RUN, type=click.Path(file_okay=False, path_type=Path),
+                       help=help)  # fmt: skip
+    if not legacy_positional:
+        return opt
+    arg = click.argument("legacy_dir", required=False, cls=Legacy, type=click.Path(file_okay=False, path_type=Path))
+    return apply([arg, opt])
+
+
+def pick_run_dir(run_dir: Path, legacy_dir: Path | None) -> Path:
+    """The run directory of a command that also takes it positionally."""
+    return legacy_dir or run_dir
+
+
+def out_option(help: str, required: bool = False, aliases: tuple[str, ...] = (), dir_okay: bool = True):
+    """-o/--out PATH: where a command writes its output (each command names its default under --dir)."""
+    kind = click.Path(file_okay=not dir_okay, dir_okay=dir_okay, path_type=Path)
+    return option("-o", "--out", "out_dir", aliases=aliases, required=required, type=kind, help=help)
+
+
+def max_groups_option(default: int | None = None):
+    """--max-groups N: at most N page groups for CRAWLQA (old spellings --groups)."""
+    return option("--max-groups", aliases=("--groups",), default=default, type=click.IntRange(0),
+                  help="Use at most this many page groups for CRAWLQA (0: none).")  # fmt: skip
+
+
+def max_questions_option(what: str = "questions", default: int | None = None, minimum: int = 1):
+    """--max-questions N: at most N questions (seeds, benchmark rows) in, for every command (old: --limit)."""
+    return option("--max-questions", "limit", aliases=("--limit", "--questions"), default=default,
+                  type=click.IntRange(minimum), help=f"Use at most this many {what}.")  # fmt: skip
+
+
+def rollouts_option(default: int = 3, name: str = "--rollouts", aliases: tuple[str, ...] = ("--k",), help=None):
+    """--rollouts N: trajectories per question, in every command that samples (old: eval's --k)."""
+    dest = name.lstrip("-").replace("-", "_")
+    return option(name, dest, aliases=aliases, default=default, type=click.IntRange(1),
+                  help=help or "Trajectories per question.")  # fmt: skip
 
 
 WORKERS_HELP = "Local Dask worker processes (default: one per core; 0: run in this process)."
@@ -57,21 +118,21 @@ SCHEDULER = click.option(
     help="Run on an existing Dask cluster (its workers must see the working directory).",
 )
 
+MODEL_HELP = (
+    "LLM: 'embedded' (offline SmolLM2-135M, weak; cached under WDTK_CACHE_DIR), 'openai:NAME' with --api-base, "
+    "a litellm PROVIDER/MODEL (its key from the provider's variable, e.g. ANTHROPIC_API_KEY), 'local:DIR' or "
+    "'vllm:NAME'.  [default: embedded; with --api-base, the one model it serves]"
+)
+SEARCH_HELP = "bm25:INDEX_DIR (from `wdtk index`), serper:URL (key from SERPER_API_KEY) or searxng:URL."
 MODEL = [
-    click.option(
-        "--model",
-        envvar="WDTK_MODEL",
-        show_envvar=True,
-        default="embedded",
-        help="LLM: 'embedded' (offline SmolLM2-135M, weak), a litellm model string, "
-        "'openai:NAME' with --api-base, or 'vllm:NAME'.",
-    ),
+    click.option("--model", envvar="WDTK_MODEL", show_envvar=True, default=None, help=MODEL_HELP),
     click.option(
         "--api-base",
         envvar="WDTK_API_BASE",
         show_envvar=True,
         default=None,
-        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp).",
+        help="OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp); its key from "
+        "OPENAI_API_KEY.",
     ),
     click.option("--concurrency", default=32, type=click.IntRange(1), help="LLM requests in flight per worker."),
     click.option("--rpm", type=click.FloatRange(0, min_open=True), help="Requests-per-minute limit per worker."),
@@ -101,6 +162,11 @@ agent_options = apply(
 )
 """The agent's decoding and budgets, for every command that runs it (sample, eval, evolve)."""
 
+
+def _no_judge(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    return None if value in (None, "", "none") else value
+
+
 judge_options = apply(
     [
         click.option(
@@ -109,10 +175,14 @@ judge_options = apply(
             default=None,
             envvar="WDTK_JUDGE_MODEL",
             show_envvar=True,
-            help="LLM judge (a model string as for --model); without one: normalised exact match, then F1.",
+            callback=_no_judge,
+            help="LLM judge (a model string as for --model); without one, or 'none': normalised exact match, then F1.",
         ),
         click.option(
-            "--judge-api-base", envvar="WDTK_JUDGE_API_BASE", show_envvar=True, help="OpenAI-compatible endpoint."
+            "--judge-api-base",
+            envvar="WDTK_JUDGE_API_BASE",
+            show_envvar=True,
+            help="OpenAI-compatible endpoint of the judge.",
         ),
         click.option(
             "--f1-threshold", default=0.8, type=click.FloatRange(0, 1), help="F1 that counts as correct (no judge)."
@@ -145,8 +215,42 @@ def require_index(search: str) -> None:
     """Stop with one line when a bm25: search names an index that was never built."""
     from ..schemas import WdtkError
 
-    if search.startswith("bm25:") and not Path(search[5:]).exists():
-        raise WdtkError(f"no search index at {search[5:]}: run `wdtk index PAGES -o {search[5:]}`")
+    index = Path(search[5:])
+    if search.startswith("bm25:") and not (index / "wdtk_index.json").exists():
+        what = "no search index" if not index.exists() else "no BM25 index (no wdtk_index.json)"
+        raise WdtkError(f"{what} at {index}: run `wdtk index PAGES -o {index}`")
+
+
+def require_records(paths: Iterable[Path], kind: str, what: str, hint: str = "", **how) -> int:
+    """Read every input record before the work starts: a wrong, empty or missing input is one line naming
+    file:line:field (see `guards.check_records` for `how`)."""
+    from .guards import check_records
+
+    return check_records(paths, kind, what, hint, **how)
+
+
+def prepare_model(model: str | None, api_base: str | None, option: str = "--model") -> str:
+    """The model a command runs, checked before any work (see `guards`): says which model when it picked one."""
+    from .guards import check_model, resolve_model
+    from .llm.factory import route
+
+    param = "api_base" if option == "--model" else f"{option[2:]}_api_base"
+    ctx = click.get_current_context(silent=True)
+    if model and api_base and ctx and ctx.get_parameter_source(param) == click.core.ParameterSource.ENVIRONMENT:
+        if route(model) in ("embedded", "local", "vllm"):  # a WDTK_API_BASE exported for other commands
+            api_base = None
+    model, note = resolve_model(model, api_base, option)
+    if note:
+        click.echo(note, err=True)
+    check_model(model, api_base, option)
+    return model
+
+
+def prepare_judge(judge_model: str | None, judge_api_base: str | None) -> str | None:
+    """The judge model, checked like --model; None (exact match) stays None."""
+    if judge_model is None:
+        return None
+    return prepare_model(judge_model, judge_api_base, "--judge")
 
 
 # --- running a stage -----------------------------------------------------------------------------
@@ -180,8 +284,11 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
 
 def run_with_progress(name: str, out_dir: Path, restart: bool, call, report: Callable | None = None) -> dict:
     """Run one stage with a progress bar; `call(progress)` returns its summary, which `report` prints (default: the
-    stage summary's counts and LLM usage)."""
+    stage summary's counts and LLM usage). A run whose every item failed with one LLM error fails with it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .guards import check_outcome
+    from .parallel import close_backends
 
     if restart:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -192,7 +299,10 @@ def run_with_progress(name: str, out_dir: Path, restart: bool, call, report: Cal
             summary = call(lambda s: bar.advance(task))
         except ValueError as exc:  # a config the stage refuses
             raise click.ClickException(str(exc)) from None
+        finally:
+            close_backends()
     (report or print_stage_summary)(summary, out_dir)
+    check_outcome(summary, out_dir)
     return summary
 
 

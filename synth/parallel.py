@@ -118,6 +118,18 @@ async def _context(stage: Stage):
     return Context(client, _PROCESS["search", b], stage.config), usage
 
 
+def close_backends() -> None:
+    """Close the HTTP sessions this process's backends hold on its loop: a stage run in this process (workers=0)
+    ends with them closed, not with aiohttp's 'Unclosed client session' warnings at exit."""
+    loop = _PROCESS.get("loop")
+    for key in [k for k in _PROCESS if isinstance(k, tuple) and k[0] == "llm"]:
+        close = getattr(_PROCESS.pop(key), "aclose", None)  # the next stage here builds its backends afresh
+        for other in ("cache", "search"):
+            _PROCESS.pop((other, key[1]), None)
+        if loop is not None and close is not None:
+            asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=30)
+
+
 def _make_search(spec: str):
     from .search.factory import make_search
 
@@ -269,6 +281,7 @@ def _run_dask(stage, tasks, out_dir, opts, progress) -> tuple[list[dict], list[s
             summaries.append(future.result())
             if progress:
                 progress(summaries[-1])
+        client.run(close_backends)  # each worker's HTTP sessions, before its process ends
     return summaries, failures
 
 

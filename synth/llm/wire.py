@@ -17,6 +17,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 _REASONING_MODEL = re.compile(r"^(openai/)?(o\d|gpt-5)")
+_NO_CREDENTIALS = re.compile(
+    r"missing [\w ]{0,30}(api[ _-]?key|credentials)|no (api )?key (is )?set|(invalid|incorrect) api[ _-]?key", re.I
+)
 
 
 def request_body(model: str, messages: list[dict], sampling: Sampling, json_schema: dict | None) -> dict:
@@ -76,6 +79,8 @@ def map_error(error: Exception) -> Exception:
         return error
     detail = str(error) or ("timed out" if isinstance(error, TimeoutError) else "no detail")
     message = f"{type(error).__name__}: {detail}"[:500]
+    if _NO_CREDENTIALS.search(detail):  # litellm says so with a 500 or a connection error: no retry can fix it
+        return PermanentLLMError(message)
     status = getattr(error, "status_code", None)
     if isinstance(status, int) and status >= 400 and not isinstance(error, openai.APIConnectionError):
         return status_error(status, message.encode(), _headers(error))
