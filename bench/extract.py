@@ -134,8 +134,8 @@ def main() -> None:
         gold = report(f"gold folder {args.gold}", gold_cases(args.gold), [])
         wdtk, default, fast = gold["wdtk"], gold["trafilatura"], gold["trafilatura-fast"]
         print(f"\ngold: wdtk {wdtk['gold']:.3f} vs trafilatura default {default['gold']:.3f} "
-              f"({wdtk['gold'] - default['gold']:+.3f}); speed vs fast "
-              f"{wdtk['_rate'] / fast['_rate']:.2f}")  # fmt: skip
+              f"({wdtk['gold'] - default['gold']:+.3f}, target >= 0); speed vs fast "
+              f"{wdtk['_rate'] / fast['_rate']:.2f} (target >= 1.0)")  # fmt: skip
 
 
 if __name__ == "__main__":

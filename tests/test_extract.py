@@ -9,7 +9,7 @@ from statistics import mean
 
 import pytest
 
-from wdtk.crawler.extract import extract_page, menu_share
+from wdtk.crawler.extract import block_agrees, extract_page, menu_share
 from wdtk.crawler.shingles import shingle_f1
 
 
@@ -66,6 +66,91 @@ def test_menu_share_counts_link_text_and_link_led_items():
     )
     assert menu_share("Bins\nCollection days for every street.", tree) == 1.0
     assert menu_share("A notice about the market.", tree) == 0.0
+
+
+# Small news pages with the layouts that broke extraction on real articles (article-extraction benchmark).
+STORY = [
+    "The harbour board voted on Tuesday to rebuild the north pier before the winter storms arrive.",
+    "Engineers found that the timber piles had rotted through in several places along the outer wall.",
+    "The work will close the fish market for six weeks, and traders will move to the old rope sheds.",
+    "A spokesman said the cost would be shared between the board and the county over three years.",
+    "Residents who use the ferry are asked to walk round by the lifeboat station while the pier is shut.",
+    "The pier was last rebuilt in 1952, when the herring fleet still landed its catch on the outer berth.",
+    "Divers will survey the foundations next week so that the contract can be let before Christmas.",
+    "The board also agreed to paint the harbour crane and to replace the rusted rails along the slipway.",
+]
+HEADLINES = [
+    "Council agrees new parking charges for the town centre after long debate",
+    "Lifeboat crew rescues two walkers cut off by the tide near the lighthouse",
+    "School inspectors praise the reading scheme at the primary on Mill Lane",
+    "Bus company withdraws the late service to the villages from next month",
+]
+H1 = "<h1>Harbour board votes to rebuild north pier</h1>"
+TEXT = "<div class='text'>" + "".join(f"<p>{s}</p>" for s in STORY) + "</div>"
+MENU = (
+    "<ul class='menu'>" + "".join(f"<li><a href='/{w}'>{w}</a></li>" for w in ("News", "Sport", "Weather")) + "</ul>"
+)
+STRAP = (  # over 200 characters: the block around the <h1> looks like a region
+    "By Morag Dunbar, coast and harbours correspondent, with additional reporting by the Gazette newsdesk. "
+    "Published on 19 November 2019 at 08:15, updated at 11:40. Share this story on social media or by email."
+)
+
+
+def news_page(body: str) -> str:
+    title = "Harbour board votes to rebuild north pier | The Coast Gazette"
+    return f"<html><head><title>{title}</title></head><body>{MENU}{body}</body></html>"
+
+
+def most_read(attrs: str = "") -> str:
+    items = "".join(f"<li><a href='/news/{i}'>{h}</a></li>" for i, h in enumerate(HEADLINES))
+    return f"<div{attrs}><h2>Most read</h2><ul>{items}</ul></div>"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"<div class='story'><div class='head'>{H1}<div class='byline'>{STRAP}</div></div>{TEXT}</div>",
+        f"<div class='wrap'><div class='sidebar'>{H1}{most_read()}</div>{TEXT}</div>",
+        f"<div class='top'><h1>The Coast Gazette</h1><div class='strap'>{STRAP}</div></div><h2>Pier</h2>{TEXT}",
+    ],
+    ids=["headline-block-with-byline", "h1-in-a-sidebar", "logo-h1-named-like-the-site"],
+)
+def test_a_title_block_without_the_pages_prose_gives_way_to_the_whole_page(body):
+    # the block the <h1> opens holds a byline, a related list or the masthead, and none of the story's paragraphs
+    text = extract_page(news_page(body))[1]
+    assert all(s in text for s in STORY) and not [h for h in HEADLINES if h in text], text[:300]
+
+
+@pytest.mark.parametrize(
+    "main",
+    [
+        f"<main><div class='column'>{H1}{TEXT}</div><div class='column'>{most_read()}</div></main>",
+        f"<div role='main'>{H1}{TEXT}{most_read(' role=complementary')}<p>{STORY[0]}</p></div>",
+    ],
+    ids=["related-column-inside-main", "complementary-block-inside-main"],
+)
+def test_related_stories_inside_a_declared_region_stay_out(main):
+    # with the region's links unwrapped, the headlines would read as content
+    text = extract_page(news_page(main))[1]
+    assert all(s in text for s in STORY) and not [h for h in HEADLINES if h in text], text[:300]
+
+
+def test_a_contents_list_beside_its_intro_in_main_stays():
+    entries = ["Getting started", "Reading the registers", "Comparing census tables", "Fetching gazetteers"]
+    toc = "<ul>" + "".join(f"<li><a href='/docs/{i}.html'>{e}</a></li>" for i, e in enumerate(entries)) + "</ul>"
+    intro = "<p>This handbook explains how to use the Orrery Toolkit: how to fetch catalogues and read registers.</p>"
+    html = f"<html><head><title>Handbook</title></head><body><main><div><h1>Handbook</h1>{intro}</div>{toc}</main>"
+    text = extract_page(html + "</body></html>")[1]
+    # the <h1>'s block holds all the prose, but leaves out more than half as much list text: no narrowing
+    assert all(e in text for e in entries), text
+
+
+def test_a_title_block_agrees_with_the_whole_page_when_it_holds_most_of_it_or_the_page_is_menu():
+    story, other = " ".join(STORY), " ".join(HEADLINES)
+    assert block_agrees(story, story + "\n" + HEADLINES[0], news_page(TEXT))
+    assert not block_agrees(STORY[0], story, news_page(TEXT))
+    menu = news_page(most_read() + TEXT)  # the whole-page text is the list of headlines: a menu
+    assert block_agrees(STORY[0], "\n".join(HEADLINES), menu) and not block_agrees(STORY[0], other, news_page(""))
 
 
 @pytest.mark.parametrize("html", ["", "   ", "<html></html>", "\x00\x01", "<p>" * 5000])
