@@ -196,15 +196,23 @@ def test_a_rerun_repeats_no_finished_rollout(openai_server, qa_run, qa_seeds, tm
     opts = RunOptions(workers=0, partition_size=2)
     first = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     calls = openai_server.request_count
-    # a killed run: one partition's done marker and shard are lost, the cache survives
-    (tmp_path / "s" / "done" / "00001.json").unlink()
+    # a run killed between a chunk's records and its done file: the orphaned records go, the cache survives
+    (tmp_path / "s" / "done" / "00001-0000.json").unlink()
     again = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     assert openai_server.request_count == calls  # replayed from the cache: no call paid twice
-    assert again["resumed_partitions"] == 1 and again["kept"] == first["kept"] == 2 * len(qa_seeds)
+    assert again["inputs"]["resumed"] == 2 * len(qa_seeds) - 2 and again["partitions"] == 1
+    assert again["kept"] == first["kept"] == 2 * len(qa_seeds) and again["questions"] == len(qa_seeds)
     ids = [r["id"] for r in read_records(tmp_path / "s" / "records")]
     assert len(ids) == len(set(ids)) == 2 * len(qa_seeds)
+    # --rollouts 3 without --restart: only the third rollout of each question runs; the first two are kept as they are
+    more = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=3), backends, opts)
+    assert more["inputs"]["resumed"] == 2 * len(qa_seeds) and more["kept"] == 3 * len(qa_seeds)
+    records = list(read_records(tmp_path / "s" / "records"))
+    assert sorted(r["rollout"] for r in records) == sorted(list(range(3)) * len(qa_seeds))
+    assert {r["id"] for r in records} >= set(ids)
     with pytest.raises(StageInputChanged, match="options"):  # resuming with other options would mix two runs
-        run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=3), backends, opts)
+        hotter = SampleConfig(rollouts=3, agent=AgentConfig(temperature=0.9))
+        run([qa_run / "seeds.jsonl"], tmp_path / "s", hotter, backends, opts)
 
 
 def test_wdtk_sample_says_what_is_missing(tmp_path):
