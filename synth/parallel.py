@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..schemas import WdtkError, batched, clear_complete, mark_complete, read_records, require_complete
 from .ledger import Ledger, StageInputChanged
-from .worker import loop, one_line, run_items, run_partition, write_atomic
+from .worker import _PROCESS, loop, one_line, run_items, run_partition, write_atomic
 
 __all__ = ["Backends", "Context", "PartitionsFailed", "RunOptions", "Stage", "StageInputChanged", "TextCaps"]
 log = logging.getLogger(__name__)
@@ -136,6 +136,12 @@ def run_stage(
     for sub in ("records", "rejects"):
         mark_complete(out_dir / sub, stage=stage.name, records=summary["kept"])
     return summary
+
+
+def release(backends: Backends) -> None:
+    """Drop what this process built for `backends` (an in-process model, its cache and search engine)."""
+    for key in [k for k in _PROCESS if isinstance(k, tuple) and k[1] in (backends, absolute(backends))]:
+        _PROCESS.pop(key)
 
 
 def absolute(backends: Backends) -> Backends:

@@ -103,11 +103,9 @@ def test_unparseable_output_is_rejected_with_the_raw_text(openai_server, pages_f
 
 
 def test_a_rerun_resumes_and_pays_no_call_twice(truth_server, pages_file, tmp_path):
-    def run(groups=6, size=2, cfg=crawlqa.CrawlQAConfig()):
-        return crawlqa.run(
-            pages_file, tmp_path / "out", cfg, backends(truth_server, tmp_path), RunOptions(workers=0, partition_size=size),
-            max_groups=groups,
-        )  # fmt: skip
+    def run(groups=6, size=2, cfg=None):
+        cfg, opts = cfg or crawlqa.CrawlQAConfig(), RunOptions(workers=0, partition_size=size)
+        return crawlqa.run(pages_file, tmp_path / "out", cfg, backends(truth_server, tmp_path), opts, groups)
 
     first = run()
     calls = truth_server.request_count
