@@ -8,7 +8,7 @@ from servers.search_server import site_page_records
 
 from wdtk.crawler.sitegen import build_site, load_truth, start_server
 from wdtk.crawler.sitegen.seeds import simple_seeds
-from wdtk.schemas import write_records
+from wdtk.schemas import mark_complete, write_records
 
 SITE_PAGES = 300
 SITE_SEED = 7
@@ -63,6 +63,7 @@ def qa_run(site_dir, site_server, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run")
     pages = root / "crawl" / "pages" / "00000.jsonl.gz"
     write_records(site_page_records(site_dir, site_server), pages, kind="page")
+    mark_complete(pages.parent)  # as a finished crawl leaves it
     build_index(pages.parent, root / "index")
     seeds = simple_seeds(site_dir, 4)
     (root / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))

@@ -324,3 +324,41 @@ def test_cache_file_lives_where_asked(tmp_path):
     cache = ResponseCache(tmp_path / "deep" / "dir" / "c.sqlite")
     cache.put("k", Completion("v"))
     assert Path(cache.path).exists() and cache.get("missing") is None
+
+
+def test_a_hung_request_is_raced_by_a_second_copy(openai_server):
+    """The first request never gets an answer; once the others show what a normal latency is, it is sent again and
+    the copy's answer is taken, long before the 120 s timeout (which would hold up its whole partition)."""
+    openai_server.queue(Reply.hang())
+    client = client_for(openai_server, timeout=120.0)
+
+    async def go() -> Completion:
+        hung = asyncio.ensure_future(client.chat(ask("first"), stage="s"))
+        await asyncio.sleep(0.05)
+        await together(*(client.chat(ask(f"q{i}")) for i in range(12)))  # what a normal latency is
+        return await asyncio.wait_for(hung, 30)  # fails the test instead of waiting out the timeout
+
+    assert run(go()).text == "echo: first"
+    stats = client.usage.summary()["s"]
+    assert stats["hedges"] == 1 and stats["retries"] == 0 and stats["errors"] == 0
+    assert openai_server.request_count == 14  # the hung request, 12 others, and one copy
+
+
+def test_hedges_are_few_and_off_for_in_process_backends(openai_server):
+    from wdtk.synth.llm.gate import HEDGE_BURST, HEDGE_SHARE, Gate
+
+    gate = Gate()
+    gate.latencies.extend([0.1] * 20)
+    assert gate.hedge_delay(120.0) == 1.0  # 3 x p95 (0.3 s), but never sooner than the floor
+    gate.sent, gate.hedged = 100, int(HEDGE_SHARE * 100 + HEDGE_BURST)
+    assert gate.hedge_delay(120.0) is None  # the budget is spent: an endpoint slow for everyone is not loaded twice
+    assert client_for(openai_server).hedge and not LLMClient(make_llm("embedded")).hedge
+
+
+def test_views_share_the_limits_and_count_their_own_usage(openai_server):
+    openai_server.latency = 0.05
+    client = client_for(openai_server, concurrency=2)
+    a, b = client.view(), client.view()
+    run(together(*(v.chat(ask(f"{name}{i}"), stage="s") for name, v in (("a", a), ("b", b)) for i in range(4))))
+    assert openai_server.max_in_flight == 2  # one semaphore for both views
+    assert a.usage.summary()["s"]["calls"] == b.usage.summary()["s"]["calls"] == 4

@@ -73,7 +73,10 @@ class Fetcher:
         for _ in range(self.max_redirects + 1):
             target, headers, extensions = await self.pin(url)
             request = self.client().build_request("GET", target, headers=headers, extensions=extensions)
-            response = await self.client().send(request, stream=True)
+            try:
+                response = await self.client().send(request, stream=True)
+            except (httpx.InvalidURL, ValueError) as e:  # httpx parses a redirect's Location itself, and may choke
+                raise FetchError(f"{short(url)} answered with an unusable redirect: {e}") from None
             try:
                 if response.status_code in REDIRECTS and "location" in response.headers:
                     url = redirect_target(url, response.headers["location"])

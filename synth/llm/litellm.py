@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Completion, Sampling
+from .base import Completion, Sampling, TransientLLMError
 from .wire import raise_mapped, request_body
 
 
@@ -42,7 +42,10 @@ class LiteLLM:
             )
         except Exception as e:
             raise_mapped(e)
-        return self._completion(response, litellm)
+        try:
+            return self._completion(response, litellm)
+        except (AttributeError, IndexError, KeyError, TypeError) as e:  # a body without a usable choice
+            raise TransientLLMError(f"malformed completion: {type(e).__name__}: {e}") from e
 
     def _completion(self, response, litellm) -> Completion:
         choice = response.choices[0]
