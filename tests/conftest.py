@@ -71,6 +71,23 @@ def qa_run(site_dir, site_server, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
+    """Page records for the site's articles and categories, with their links, as the crawler would write them."""
+    from servers.search_server import page_record
+
+    records = []
+    for page in truth["pages"]:
+        if page["kind"] not in ("article", "category"):
+            continue
+        html = (site_dir / page["path"].lstrip("/")).read_text()
+        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
+        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
+    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
+    write_records(records, path, kind="page")
+    return path
+
+
+@pytest.fixture(scope="session")
 def qa_seeds(qa_run) -> list[dict]:
     """The rows of qa_run/seeds.jsonl."""
     return [json.loads(line) for line in (qa_run / "seeds.jsonl").read_text().splitlines()]
