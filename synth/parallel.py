@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..schemas import WdtkError, batched, clear_complete, mark_complete, read_records, require_complete
 from .ledger import Ledger, StageInputChanged
-from .worker import _PROCESS, loop, one_line, run_items, run_partition, write_atomic
+from .worker import _PROCESS, close_connections, loop, one_line, run_items, run_partition, write_atomic
 
 __all__ = ["Backends", "Context", "PartitionsFailed", "RunOptions", "Stage", "StageInputChanged", "TextCaps"]
 log = logging.getLogger(__name__)
@@ -207,6 +207,8 @@ def _run_here(stage: Stage, parts: dict[int, list[dict]], out_dir: Path, opts: R
     finally:
         for future in futures:
             future.cancel()  # Ctrl-C: stop the partitions still running on the loop
+    # the loop outlives the run: close its connections now, or they are reported unclosed at exit
+    asyncio.run_coroutine_threadsafe(close_connections(), loop()).result(timeout=30)
     return tracker.failed
 
 

@@ -153,6 +153,17 @@ async def context(stage):
     return Context(client, _PROCESS["search", b], stage.config), usage
 
 
+async def close_connections() -> None:
+    """Close the HTTP sessions of every backend this process built (they reopen on next use)."""
+    for key, backend in list(_PROCESS.items()):
+        close = getattr(backend, "aclose", None) if isinstance(key, tuple) and key[0] in ("llm", "search") else None
+        if close is not None:
+            try:
+                await close()
+            except Exception:  # noqa: BLE001 - a session that cannot close cleanly is dropped all the same
+                pass
+
+
 def _make_search(spec: str):
     from .search.factory import make_search
 

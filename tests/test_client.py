@@ -349,7 +349,7 @@ def test_hedges_are_few_and_off_for_in_process_backends(openai_server):
 
     gate = Gate()
     gate.latencies.extend([0.1] * 20)
-    assert gate.hedge_delay(120.0) == 1.0  # 3 x p95 (0.3 s), but never sooner than the floor
+    assert gate.hedge_delay(120.0) == 1.0  # 2 x p95 (0.2 s), but never sooner than the floor
     gate.sent, gate.hedged = 100, int(HEDGE_SHARE * 100 + HEDGE_BURST)
     assert gate.hedge_delay(120.0) is None  # the budget is spent: an endpoint slow for everyone is not loaded twice
     assert client_for(openai_server).hedge and not LLMClient(make_llm("embedded")).hedge

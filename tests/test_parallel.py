@@ -241,3 +241,119 @@ def test_a_stage_runs_on_a_cluster_started_with_dasks_own_cli(tmp_path, openai_s
         for proc in reversed(procs):
             proc.terminate()
             proc.wait(30)
+
+
+@pytest.mark.slow
+def test_a_sigkilled_filter_leaves_records_that_read_as_incomplete_and_the_next_stage_refuses(tmp_path):
+    """A real SIGKILL in the middle of `wdtk filter`: shards are on disk but the marker is not, so reading them warns
+    and `wdtk sample` refuses them in one line instead of sampling a part as if it were the whole."""
+    import signal
+    import subprocess
+    import sys
+
+    rows = (
+        json.dumps(
+            {
+                "problem": f"Which river flows through the town of Testville number {i} in the north?",
+                "answer": f"River {i}",
+            }
+        )  # fmt: skip
+        for i in range(150_000)
+    )
+    (tmp_path / "qa.jsonl").write_text("\n".join(rows) + "\n")
+    qa = tmp_path / "qa_records"
+    from wdtk.schemas import write_records
+    from wdtk.synth.e2hqa import seed_record
+
+    write_records((seed_record(json.loads(line)) for line in (tmp_path / "qa.jsonl").open()), qa, kind="qa")
+    out = tmp_path / "filter"
+    proc = subprocess.Popen([sys.executable, "-m", "wdtk.cli", "filter", str(qa), "-o", str(out), "--no-dedup"])
+    deadline = time.monotonic() + 120
+    while not list((out / "records").glob("0*.jsonl.gz")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the filter finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list((out / "records").glob("0*.jsonl.gz")) and not is_complete(out / "records")
+    with pytest.warns(IncompleteWarning, match="is incomplete"):
+        assert sum(1 for _ in read_records(out / "records")) >= 10_000
+    sample = subprocess.run([sys.executable, "-m", "wdtk.cli", "sample", str(out / "records"), "--dir", str(tmp_path),
+                             "--search", f"bm25:{tmp_path}"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert sample.returncode == 1 and "Traceback" not in sample.stderr
+    assert "is incomplete" in sample.stderr and "--allow-incomplete" in sample.stderr
+
+
+CTRL_C_RUN = """
+import sys
+from pathlib import Path
+from wdtk.synth import crawlqa
+from wdtk.synth.parallel import Backends, RunOptions
+pages, out, cache, workers = sys.argv[1:5]
+cfg = crawlqa.CrawlQAConfig(max_sublinks=1, max_page_chars=300, max_tokens=32, verify_with_llm=False)
+backends = Backends(model="embedded", cache_path=cache, concurrency=1)
+print(crawlqa.run(Path(pages), Path(out), cfg, backends, RunOptions(workers=int(workers), flush_seconds=0.5), 4))
+"""
+
+
+def cached_calls(path: Path) -> int:
+    import sqlite3
+
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        return db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_the_embedded_model_keeps_every_finished_call(tmp_path, pages_file):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) during embedded-model synthesis on a
+    Dask worker: every call that had returned is in the cache, and the rerun pays only for the rest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    out, cache = tmp_path / "out", tmp_path / "cache.sqlite"
+    cmd = [sys.executable, "-c", CTRL_C_RUN, str(pages_file), str(out), str(cache)]
+    proc = subprocess.Popen([*cmd, "1"], start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 240
+        while cached_calls(cache) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+    finally:
+        with __import__("contextlib").suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    kept = cached_calls(cache)
+    assert kept >= 2  # every call that returned before Ctrl-C is on disk
+    rerun = subprocess.run([*cmd, "0"], capture_output=True, text=True, timeout=400)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    usage = summary["usage"]["crawlqa"]
+    assert summary["inputs"]["total"] == 4 and summary["inputs"]["failed"] == 0
+    paid = usage["calls"] - usage["cache_hits"]  # over both runs: each of the 4 groups makes one call
+    assert paid <= 4 + 1  # at most the one call in flight at Ctrl-C was paid twice
+    assert cached_calls(cache) == 4
+
+
+def test_timeout_and_max_retries_from_the_environment_and_options(tmp_path, openai_server, pages_file):
+    """WDTK_TIMEOUT and --max-retries reach every call: a server that never answers fails each input after one
+    request, its one hedged copy and the timeout, and the command ends with one line."""
+    import os
+    import subprocess
+    import sys
+
+    openai_server.responder = lambda body: Reply.hang()
+    cmd = [sys.executable, "-m", "wdtk.cli", "synth", "crawlqa", str(pages_file), "-o", str(tmp_path / "out"),
+           "--model", "openai:m", "--api-base", openai_server.base_url, "--workers", "0", "--max-groups", "2",
+           "--max-retries", "0"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "WDTK_TIMEOUT": "2"})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
+    assert errors == ["Error: crawlqa: 2 of 2 inputs failed (TransientLLMError: no answer within 2.0s); the others "
+                      "are saved: run the same command again to retry the failed ones"]  # fmt: skip
+    # each input: the request and at most one hedged copy, never a retry (the first request may spend its
+    # 2 s opening the connection pool, before any copy can go)
+    assert 2 <= openai_server.request_count <= 4

@@ -11,7 +11,7 @@ from servers.agent_model import AgentModel
 from servers.openai_server import Reply
 
 from wdtk.cli import main
-from wdtk.schemas import read_records, validate
+from wdtk.schemas import is_complete, read_records, validate
 from wdtk.synth.agent import format as react
 from wdtk.synth.agent.loop import Agent, AgentConfig
 from wdtk.synth.agent.visit import Visitor
@@ -271,7 +271,7 @@ def test_a_sigkilled_wdtk_sample_finishes_with_every_rollout_once(openai_server,
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert not (tmp_path / "out" / "summary.json").exists()
+    assert not (tmp_path / "out" / "summary.json").exists() and not is_complete(tmp_path / "out" / "records")
     before = openai_server.request_count
     rerun = subprocess.run(cmd(tmp_path / "out"), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -284,3 +284,27 @@ def test_a_sigkilled_wdtk_sample_finishes_with_every_rollout_once(openai_server,
     # paid twice: at most the 2 calls in flight at the kill; and a clean run's own count varies by a few, since
     # concurrent rollouts reading the same page may or may not find its extraction in the cache yet
     assert openai_server.request_count <= calls_clean + 8
+
+
+def test_ids_do_not_depend_on_the_endpoint_address(qa_run, qa_seeds, tmp_path):
+    """The same model behind another port writes the same records, and a resume against the new address re-does
+    nothing: neither ids, meta nor cache keys carry the address."""
+    from servers import FakeOpenAIServer
+
+    answers = {s["problem"]: s["answer"] for s in qa_seeds}
+    search, opts = f"bm25:{qa_run / 'index'}", RunOptions(workers=0)
+
+    def sample_with(server, out: str) -> dict:
+        backends = Backends(model="openai:agent-model", api_base=server.base_url, search=search,
+                            cache_path=str(tmp_path / f"{out}.sqlite"))  # fmt: skip
+        return run([qa_run / "seeds.jsonl"], tmp_path / out, SampleConfig(rollouts=1), backends, opts)
+
+    records = []
+    for out in ("a", "b"):
+        with FakeOpenAIServer(AgentModel(answers)) as server:  # a new port each time
+            sample_with(server, out)
+            records.append(sorted((r["id"], r["meta"]["model"]) for r in read_records(tmp_path / out / "records")))
+    assert records[0] == records[1] and records[0][0][1] == "openai:agent-model"
+    with FakeOpenAIServer(AgentModel(answers)) as moved:  # resume "a" against yet another address
+        again = sample_with(moved, "a")
+        assert moved.request_count == 0 and again["inputs"]["resumed"] == len(qa_seeds)

@@ -207,21 +207,29 @@ class LLMClient:
         if not self.hedge:
             return await self._request(messages, sampling, schema)
         loop = asyncio.get_running_loop()
-        pending, started, errors = {asyncio.ensure_future(self._request(messages, sampling, schema))}, loop.time(), []
+        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, schema))}, []
+        launched, copies = loop.time(), 1
         try:
             while pending:
-                delay = None if len(pending) + len(errors) > 1 else self.gate.hedge_delay(self.timeout)
-                left = self.poll if delay is None else min(self.poll, started + delay - loop.time())
+                # a straggler gets one copy at a time; a copy that fails fast leaves it alone again, and it gets
+                # another after the same delay (as many as a call has retries): a hung request must not outlive
+                # its copies' errors and then hold its item for the whole timeout
+                alone = len(pending) == 1 and copies <= 1 + self.max_retries
+                delay = self.gate.hedge_delay(self.timeout) if alone else None
+                left = self.poll if delay is None else min(self.poll, launched + delay - loop.time())
                 if left <= 0:
                     self.gate.hedged += 1
                     hedges[0] += 1
                     pending.add(asyncio.ensure_future(self._request(messages, sampling, schema)))
+                    launched, copies = loop.time(), copies + 1
                     continue
                 done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     if task.exception() is None:
                         return task.result()
                     errors.append(task.exception())
+                    if getattr(errors[-1], "retry_after", None) is not None:
+                        self.gate.pause(errors[-1].retry_after)
             raise errors[0]  # every copy failed: the first error decides whether to retry
         finally:
             for task in pending:

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections import deque
 
-HEDGE_FACTOR = 3.0  # a request is a straggler after this many times the recent p95 latency
+HEDGE_FACTOR = 2.0  # a request is a straggler after this many times the recent p95 latency
 HEDGE_FLOOR = 1.0  # seconds: never hedge sooner
 HEDGE_SAMPLES = 8  # latencies needed before the p95 means anything
 HEDGE_SHARE, HEDGE_BURST = 0.1, 3  # at most a tenth of requests (plus a few) get a second copy
