@@ -166,8 +166,9 @@ def main() -> None:
     u = usage(faulty)
     stages = lambda s: ", ".join(f"{k} {v['seconds']:.1f} s" for k, v in s.items())  # noqa: E731
     print(f"fault-free: {clean_s:.1f} s ({stages(clean)}), {clean_requests} requests")
-    print(f"faulty ({args.rate:.0%} of calls): {faulty_s:.1f} s ({stages(faulty)}), {faulty_requests} requests; faults: "
-          + ", ".join(f"{k} {v}" for k, v in faults.counts.most_common()))  # fmt: skip
+    served = ", ".join(f"{k} {v}" for k, v in faults.counts.most_common())
+    print(f"faulty ({args.rate:.0%} of calls): {faulty_s:.1f} s ({stages(faulty)}), {faulty_requests} requests")
+    print(f"  faults served: {served}")
     print(f"  retries {u['retries']:.0f}, hedged requests {u['hedges']:.0f}, errors {u['errors']:.0f}")
     print(f"ratio faulty / fault-free: {faulty_s / clean_s:.2f}x (target <= 3x at the default --timeout 120)")
     print("accounting of the faulty run:\n" + accounting(faulty))
