@@ -86,12 +86,19 @@ class Ledger:
         return sorted(p.name for p in done.iterdir() if _CHUNK.match(p.name)) if done.is_dir() else []
 
     def _drop_orphans(self) -> None:
-        """Remove record and reject chunks without a done file (a kill between the writes), and temp files."""
+        """Remove record and reject chunks without a done file (a kill between the writes) and temp files; refuse
+        a directory whose records/ holds shards this runtime did not write (never delete someone else's data)."""
         chunks = {name.split(".")[0] for name in self._done_names()}
         for sub in ("records", "rejects", "done"):
             folder = self.out / sub
-            for path in folder.iterdir() if folder.is_dir() else ():
-                if path.name.endswith(".tmp") or (sub != "done" and path.name.split(".")[0] not in chunks):
+            for path in sorted(folder.iterdir()) if folder.is_dir() else ():
+                name = path.name.removeprefix(".")
+                if not _CHUNK.match(name):
+                    if not path.name.startswith("."):
+                        raise StageInputChanged(f"{folder} holds {path.name}, which no {self.stage.name} run wrote; "
+                                                "use a new output directory or --restart")  # fmt: skip
+                    continue  # the completion marker and other hidden files
+                if path.name.endswith(".tmp") or (sub != "done" and name.split(".")[0] not in chunks):
                     path.unlink()
 
     def poll(self) -> int:

@@ -16,6 +16,7 @@ The summary's `inputs` add up (total = kept + rejected + failed + duplicates) or
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import os
 import time
@@ -127,7 +128,7 @@ def run_stage(
     runner = _run_here if opts.workers == 0 and not opts.scheduler else _run_dask
     failed = runner(stage, parts, out_dir, opts, tracker)
     summary = ledger.summary(plan, failed, len(parts), time.monotonic() - started)
-    write_atomic(out_dir / "summary.json", _dumps(summary))
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2))
     if failed:
         raise PartitionsFailed(
             f"{stage.name}: {len(failed)} of {plan.inputs} inputs failed ({failed[0][1]}); "
@@ -151,12 +152,6 @@ def absolute(backends: Backends) -> Backends:
         search = "bm25:" + str(Path(search[5:]).resolve())
     cache = str(Path(backends.cache_path).resolve()) if backends.cache_path else None
     return replace(backends, cache_path=cache, search=search)
-
-
-def _dumps(value: dict) -> str:
-    import json
-
-    return json.dumps(value, indent=2)
 
 
 class Tracker:

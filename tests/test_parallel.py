@@ -174,12 +174,15 @@ def test_failed_partitions_on_dask_keep_worker_memory_flat(tmp_path):
 
 @pytest.mark.slow
 def test_local_workers_get_a_memory_limit():
+    """Two local workers share 90% of the machine's memory: past it Dask restarts the worker, not the machine."""
+    import psutil
+
     from wdtk.synth.parallel import dask_client
 
     with dask_client(2, None, threads=3) as client:
         workers = client.scheduler_info()["workers"].values()
         assert {w["nthreads"] for w in workers} == {3}
-        assert all(0 < w["memory_limit"] for w in workers)
+        assert {w["memory_limit"] for w in workers} == {int(0.9 * psutil.virtual_memory().total / 2)}
 
 
 def test_a_stage_refuses_an_input_its_stage_did_not_finish(tmp_path):
@@ -357,3 +360,13 @@ def test_timeout_and_max_retries_from_the_environment_and_options(tmp_path, open
     # each input: the request and at most one hedged copy, never a retry (the first request may spend its
     # 2 s opening the connection pool, before any copy can go)
     assert 2 <= openai_server.request_count <= 4
+
+
+def test_an_output_directory_holding_other_records_is_refused_not_emptied(tmp_path):
+    from wdtk.schemas import write_records
+    from wdtk.synth.parallel import StageInputChanged
+
+    write_records([{"a": 1}], tmp_path / "filter" / "records")  # e.g. `-o` pointed at another stage's output
+    with pytest.raises(StageInputChanged, match="which no toy run wrote"):
+        run_stage(toy(), items("keep"), tmp_path / "filter", HERE)
+    assert (tmp_path / "filter" / "records" / "00000.jsonl.gz").exists()
