@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..schemas import WdtkError, batched, clear_complete, mark_complete, read_records, require_complete
 from .ledger import Ledger, StageInputChanged
-from .worker import _PROCESS, close_connections, loop, one_line, run_items, run_partition, write_atomic
+from .worker import _PROCESS, Context, close_connections, loop, one_line, run_items, run_partition, write_atomic
 
 __all__ = ["Backends", "Context", "PartitionsFailed", "RunOptions", "Stage", "StageInputChanged", "TextCaps"]
 log = logging.getLogger(__name__)
@@ -46,15 +46,6 @@ class Backends:
     tpm: float | None = None
     timeout: float = 120.0  # seconds per LLM request (--timeout, WDTK_TIMEOUT)
     max_retries: int = 6  # per LLM call (--max-retries, WDTK_MAX_RETRIES)
-
-
-@dataclass
-class Context:
-    """What a stage's item function gets: the LLM client, the search engine, the stage's config."""
-
-    client: object
-    search: object
-    config: object
 
 
 @dataclass(frozen=True)

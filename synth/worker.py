@@ -21,6 +21,7 @@ import os
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import RecordError, validate, write_records
@@ -28,6 +29,15 @@ from ..schemas import RecordError, validate, write_records
 CHUNK_ITEMS = 64  # a chunk is written at the latest when this many items have finished since the last one
 _PROCESS: dict = {}  # per worker process: the event loop and the backends built from each recipe
 _LOCK = threading.Lock()  # several worker threads may ask for the loop at once
+
+
+@dataclass
+class Context:
+    """What a stage's item function gets: the LLM client, the search engine, the stage's config."""
+
+    client: object
+    search: object
+    config: object
 
 
 class PartitionError(RuntimeError):
@@ -133,7 +143,6 @@ async def context(stage):
     from .llm.cache import ResponseCache
     from .llm.client import Gate, LLMClient, Usage
     from .llm.factory import make_llm
-    from .parallel import Context
 
     b = stage.backends
     if ("llm", b) not in _PROCESS:

@@ -370,3 +370,17 @@ def test_an_output_directory_holding_other_records_is_refused_not_emptied(tmp_pa
     with pytest.raises(StageInputChanged, match="which no toy run wrote"):
         run_stage(toy(), items("keep"), tmp_path / "filter", HERE)
     assert (tmp_path / "filter" / "records" / "00000.jsonl.gz").exists()
+
+
+def test_on_a_terminal_the_bar_has_a_known_total():
+    import io
+
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    with StageProgress("crawlqa", console=console) as progress:
+        progress({"stage": "crawlqa", "total": 40, "done": 10, "records": 25, "calls": 31, "failed": 0})
+        task = progress.bar.tasks[0]
+        assert (task.total, task.completed) == (40, 10) and task.fields["detail"] == "25 records, 31 LLM calls"
+        progress.bar.refresh()
+    assert "10/40" in console.file.getvalue()
