@@ -142,18 +142,20 @@ async def context(stage):
     """(Context, Usage) for one partition: backends built once per process and shared, usage counted per partition."""
     from .llm.cache import ResponseCache
     from .llm.client import Gate, LLMClient, Usage
-    from .llm.factory import make_llm
+    from .llm.factory import limits, make_llm
 
     b = stage.backends
+    # a CPU model answers in batches that last minutes: more in flight only queue up, and time out
+    concurrency, timeout = limits(b.model, b.concurrency, b.timeout)
     if ("llm", b) not in _PROCESS:
         _PROCESS["llm", b] = make_llm(b.model, b.api_base)
         _PROCESS["cache", b] = ResponseCache(b.cache_path) if b.cache_path else None
         _PROCESS["search", b] = _make_search(b.search) if b.search else None
-        _PROCESS["gate", b] = Gate(b.concurrency, b.rpm, b.tpm)  # one limit for all partitions of this process
+        _PROCESS["gate", b] = Gate(concurrency, b.rpm, b.tpm)  # one limit for all partitions of this process
     usage = Usage()
     client = LLMClient(
         _PROCESS["llm", b],
-        timeout=b.timeout,
+        timeout=timeout,
         max_retries=b.max_retries,
         cache=_PROCESS["cache", b],
         usage=usage,
