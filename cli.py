@@ -222,11 +222,12 @@ def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base:
 def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
     from .filters.qa_filter import FilterConfig, run
-    from .schemas import write_records
+    from .schemas import mark_complete, write_records
     from .synth.e2hqa import seed_record
 
     seed_dir = run_dir / "synth" / "seeds" / "records"
     write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
+    mark_complete(seed_dir)  # the whole of this input: the filter refuses directories not marked so
     sources = [
         p for p in (run_dir / "synth" / "crawlqa" / "records", run_dir / "synth" / "e2hqa" / "records", seed_dir)
     ]

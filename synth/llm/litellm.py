@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from .base import Completion, Sampling
-from .wire import map_error, request_body
+from .base import Completion, Sampling, TransientLLMError
+from .wire import raise_mapped, request_body
 
 
 class LiteLLM:
     """Any provider litellm knows ("anthropic/claude-...", "gemini/...", "openai/..."), through litellm.acompletion."""
 
+    hedge = True  # a straggling request may be raced by a second one (LLMClient)
+
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, **options) -> None:
         self.model, self.api_base, self._api_key, self._options = model, api_base, api_key, options
-        self.name = f"litellm:{model}" + (f"@{api_base}" if api_base else "")
+        self.name = f"litellm:{model}"  # never the api_base: ids must not depend on an address
 
     async def complete(
         self,
@@ -39,8 +41,11 @@ class LiteLLM:
                 drop_params=True,
             )
         except Exception as e:
-            raise map_error(e) from e
-        return self._completion(response, litellm)
+            raise_mapped(e)
+        try:
+            return self._completion(response, litellm)
+        except (AttributeError, IndexError, KeyError, TypeError) as e:  # a body without a usable choice
+            raise TransientLLMError(f"malformed completion: {type(e).__name__}: {e}") from e
 
     def _completion(self, response, litellm) -> Completion:
         choice = response.choices[0]

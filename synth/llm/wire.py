@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -91,6 +92,15 @@ def map_error(error: Exception) -> Exception:
     ):
         return TransientLLMError(message)  # dropped or refused connections, timeouts, cut-off bodies
     return error
+
+
+def raise_mapped(error: Exception) -> typing.NoReturn:
+    """Raise the Transient/Permanent error for `error` (from an `except` block), chained to it; `error` itself when
+    it needs no mapping, never chained to itself (an error that is its own cause loops whatever walks the chain)."""
+    mapped = map_error(error)
+    if mapped is error:
+        raise error
+    raise mapped from error
 
 
 def status_error(status: int, body: bytes, headers: Mapping | None) -> TransientLLMError | PermanentLLMError:
