@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..synth.options import (
+    ALLOW_INCOMPLETE,
     SCHEDULER,
     judge_options,
     out_option,
@@ -43,6 +44,7 @@ from ..synth.parallel import dask_client
 )
 @workers_option(0, "Local Dask worker processes for dedup signatures (0: in this process; enough below millions).")
 @SCHEDULER
+@ALLOW_INCOMPLETE
 def filter_cmd(
     sources,
     run_dir,
@@ -60,6 +62,7 @@ def filter_cmd(
     no_uniqueness,
     workers,
     scheduler,
+    allow_incomplete,
 ) -> None:
     """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal.
 
@@ -91,7 +94,7 @@ def filter_cmd(
     out_dir = out_dir or run_dir / "filter"
     log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
     with dask_client(workers, scheduler) as client:
-        summary = run(sources, out_dir, cfg, evals, dask_client=client)
+        summary = run(sources, out_dir, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
@@ -111,6 +114,7 @@ def filter_cmd(
 @click.option("--max-tokens", default=24000, type=click.IntRange(1), help="Drop longer trajectories (estimated).")
 @click.option("--no-support-check", is_flag=True, help="Keep answers that no tool response contains.")
 @click.option("--no-export", is_flag=True, help="Do not write the SFT, WebDancer and RL exports.")
+@ALLOW_INCOMPLETE
 def funnel_cmd(
     sources,
     run_dir,
@@ -123,6 +127,7 @@ def funnel_cmd(
     max_tokens,
     no_support_check,
     no_export,
+    allow_incomplete,
 ) -> None:
     """Keep the valid, correct, high-quality trajectories; send questions with none to the RL pool.
 
@@ -141,10 +146,12 @@ def funnel_cmd(
     cfg = FunnelConfig(
         max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
     )
-    funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold, export=not no_export)
+    funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold, not no_export, allow_incomplete)
 
 
-def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
+def funnel(
+    run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True, allow_incomplete=False
+) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
     from .funnel import describe_funnel, run
     from .judge import Judge, JudgeConfig, judge_client
@@ -153,7 +160,8 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
     out_dir = out_dir or run_dir / "funnel"
     client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
     judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
-    summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])
+    qa = [run_dir / "filter" / "records"]
+    summary = run(sources, out_dir, cfg, judge, qa_sources=qa, allow_incomplete=allow_incomplete)
     click.echo(describe_funnel(summary, out_dir))
     if export:
         from .export import describe_export

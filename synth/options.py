@@ -22,6 +22,7 @@ RUN_DEFAULTS = {
     "partition_size": 16,
     "timeout": 120.0,
     "max_retries": 6,
+    "allow_incomplete": False,
 }
 AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
 
@@ -163,11 +164,17 @@ MODEL = [
         help="Retries of an LLM call after 429s, 5xx, timeouts and dropped connections.",
     ),
 ]
+ALLOW_INCOMPLETE = click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Read input directories whose stage did not finish (no completion marker): killed runs, on purpose.",
+)
 STAGE = [
     workers_option(),
     SCHEDULER,
     click.option("--partition-size", default=16, type=click.IntRange(1), help="Items per Dask task."),
     click.option("--restart", is_flag=True, help="Discard this stage's earlier output instead of resuming."),
+    ALLOW_INCOMPLETE,
 ]
 llm_options = apply(MODEL + STAGE)
 """The model, its endpoint and limits, and where the stage runs: every command that calls an LLM per item."""
@@ -303,6 +310,7 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
     run_opts = RunOptions(
         partition_size=opts["partition_size"],
         scheduler=opts["scheduler"],
+        allow_incomplete=opts["allow_incomplete"],
         **({} if workers is None else {"workers": workers}),
     )
     return backends, run_opts

@@ -237,7 +237,11 @@ class Evolution:
             name, out / "sample", False, lambda p: sample(train, out / "sample", cfg, backends, opts, None, p)
         )
         self.release(backends)
-        return {"rollouts": summary["kept"], "questions": summary["items"], "terminations": summary["terminations"]}
+        return {
+            "rollouts": summary["kept"],
+            "questions": summary.get("questions", summary["items"]),
+            "terminations": summary["terminations"],
+        }
 
     def funnel(self, rnd: dict, out: Path) -> dict:
         from ..filters.export import describe_export
