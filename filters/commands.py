@@ -89,7 +89,7 @@ def filter_cmd(
     sources = sources or tuple(sorted(run_dir.glob("synth/*/records")))
     if not sources:
         raise WdtkError(f"no QA records under {run_dir / 'synth'}: run `wdtk synth --dir {run_dir}` or name them")
-    require_records(sources, kind, f"{kind} records", every=False)
+    require_records(sources, kind, f"{kind} records", every=False, allow_incomplete=allow_incomplete)
     require_records(evals, None, "evaluation questions")  # decontam reads them, naming a row without a question
     out_dir = out_dir or run_dir / "filter"
     log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
@@ -140,7 +140,8 @@ def funnel_cmd(
     from .funnel import FunnelConfig
 
     sources = sources or (run_dir / "sample" / "records",)
-    require_records(sources, "trajectory", "trajectories", "run `wdtk sample --dir DIR` first or name the files")
+    hint = "run `wdtk sample --dir DIR` first or name the files"
+    require_records(sources, "trajectory", "trajectories", hint, allow_incomplete=allow_incomplete)
     judge_model = prepare_judge(judge_model, judge_api_base)
     log_command(run_dir)
     cfg = FunnelConfig(

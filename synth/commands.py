@@ -54,7 +54,13 @@ def synth(
         return
     from ..schemas.runlog import log_command
 
-    require_records([run_dir / "crawl" / "pages"], "page", "crawled pages", PAGES_HINT)
+    require_records(
+        [run_dir / "crawl" / "pages"],
+        "page",
+        "crawled pages",
+        PAGES_HINT,
+        allow_incomplete=opts.get("allow_incomplete", False),
+    )
     model = prepare_model(model, api_base)
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
@@ -130,7 +136,7 @@ def crawlqa_cmd(
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
     from . import crawlqa
 
-    require_records([pages], "page", "page records", PAGES_HINT)
+    require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
     model = prepare_model(model, api_base)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
@@ -167,7 +173,13 @@ def e2hqa_cmd(
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
     from . import e2hqa
 
-    require_records([seeds], "question", "seed questions", "JSONL rows with a question and an answer")
+    require_records(
+        [seeds],
+        "question",
+        "seed questions",
+        "JSONL rows with a question and an answer",
+        allow_incomplete=opts["allow_incomplete"],
+    )
     require_index(search)
     model = prepare_model(model, api_base)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
@@ -251,7 +263,8 @@ def sample(
     from .sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
-    require_records(sources, "question", "QA records", "run `wdtk filter --dir DIR` first or name the QA files")
+    hint = "run `wdtk filter --dir DIR` first or name the QA files"
+    require_records(sources, "question", "QA records", hint, allow_incomplete=opts["allow_incomplete"])
     search = search or f"bm25:{run_dir / 'index'}"
     require_index(search)
     model = prepare_model(model, api_base)

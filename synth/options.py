@@ -274,7 +274,8 @@ def prepare_model(model: str | None, api_base: str | None, option: str = "--mode
     model, note = resolve_model(model, api_base, option)
     if note:
         click.echo(note, err=True)
-    check_model(model, api_base, option)
+    timeout = (ctx.params.get("timeout") if ctx else None) or RUN_DEFAULTS["timeout"]  # the run's own --timeout
+    check_model(model, api_base, option, timeout)
     return model
 
 

@@ -258,7 +258,7 @@ def test_a_sigkilled_filter_leaves_records_that_read_as_incomplete_and_the_next_
         json.dumps(
             {
                 "problem": f"Which river flows through the town of Testville number {i} in the north?",
-                "answer": f"River {i}",
+                "answer": f"Avon{i}",  # no word of the answer in the question: the quality filter keeps it
             }
         )  # fmt: skip
         for i in range(150_000)
@@ -355,11 +355,23 @@ def test_timeout_and_max_retries_from_the_environment_and_options(tmp_path, open
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, "WDTK_TIMEOUT": "2"})
     assert done.returncode == 1 and "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if line.startswith("Error:")]
-    assert errors == ["Error: crawlqa: 2 of 2 inputs failed (TransientLLMError: no answer within 2.0s); the others "
-                      "are saved: run the same command again to retry the failed ones"]  # fmt: skip
-    # each input: the request and at most one hedged copy, never a retry (the first request may spend its
-    # 2 s opening the connection pool, before any copy can go)
-    assert 2 <= openai_server.request_count <= 4
+    # the preflight's test request meets the hang first, given the same 2 s, and stops the run before any input
+    assert len(errors) == 1 and "did not answer a test request: no answer within 2s" in errors[0], errors
+    assert openai_server.request_count == 3  # the preflight's tries, each cut at WDTK_TIMEOUT; no input was sent
+
+
+def test_every_input_fails_after_its_timeout_when_the_server_hangs(tmp_path, openai_server, pages_file):
+    """--timeout and --max-retries reach every call of the run itself: against a server that hangs, each input fails
+    after one request and at most one hedged copy, never a retry, and the stage ends with one line."""
+    from wdtk.synth import crawlqa
+    from wdtk.synth.parallel import Backends, PartitionsFailed, RunOptions
+
+    openai_server.responder = lambda body: Reply.hang()
+    backends = Backends(model="openai:m", api_base=openai_server.base_url, timeout=2.0, max_retries=0)
+    cfg = crawlqa.CrawlQAConfig(verify_with_llm=False)
+    with pytest.raises(PartitionsFailed, match=r"2 of 2 inputs failed \(TransientLLMError: no answer within 2.0s\)"):
+        crawlqa.run(pages_file, tmp_path / "out", cfg, backends, RunOptions(workers=0), 2)
+    assert 2 <= openai_server.request_count <= 4  # each input: the request and at most one hedged copy
 
 
 def test_an_output_directory_holding_other_records_is_refused_not_emptied(tmp_path):
