@@ -172,7 +172,9 @@ def main() -> None:
     from servers import FakeOpenAIServer
     from servers.planted_model import PlantedModel
 
+    from wdtk.crawler.sitegen.seeds import simple_seeds
     from wdtk.schemas import read_records, write_records
+    from wdtk.synth.e2hqa import seed_record
     from wdtk.synth.parallel import Backends
 
     started = time.monotonic()
@@ -180,7 +182,7 @@ def main() -> None:
         out = args.out or Path(tmp)
         truth = build(out, args.pages)
         model = server.responder = PlantedModel(truth, rate=args.rate, seed=args.seed)
-        model.solve_rate = args.solve_rate
+        model.solve_rate, model.named_descriptions = args.solve_rate, True  # E2HQA: names for later rounds
         spec = ("embedded", None) if args.embedded else ("openai:planted", server.base_url)
         rows, seeds = {}, out / "seeds.jsonl"
         for label, method, n in settings(args):
@@ -190,8 +192,9 @@ def main() -> None:
                 (run / name).symlink_to(out / name)
             backends = Backends(*spec, str(run / "llm_cache.sqlite"), f"bm25:{out / 'index'}", concurrency=32)
             synthesise(run, method, n, backends, args, seeds)
-            if method == "crawlqa":  # E2HQA's seeds: what CRAWLQA kept
-                write_records(read_records(run / "synth" / "crawlqa" / "records"), seeds)
+            if method == "crawlqa":  # E2HQA's seeds: what CRAWLQA kept (and, as `wdtk demo` does, two from the truth)
+                extra = [seed_record(s) for s in simple_seeds(out / "site", 2)] if args.embedded else []
+                write_records([*read_records(run / "synth" / "crawlqa" / "records"), *extra], seeds)
             check(run, backends, args)
             rows[label] = figures(run, method)
             print(f"{label}: {json.dumps(rows[label])}", flush=True)

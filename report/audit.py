@@ -310,7 +310,7 @@ def describe(summary: dict) -> list[str]:
     lines.append(f"  hops per question: {hops or 'none resolved'}")
     for source, m in summary.get("kept_by_method", {}).items():
         rounds = "; ".join(
-            f"{_ROUND.get(source, 'round ')}{r}: {g['n']} kept, correct {_fmt(g['correct'])}, "
+            f"{_ROUND.get(source, '').format(r)}{g['n']} kept, correct {_fmt(g['correct'])}, "
             f"unique {_fmt(g['unique'])}, hops {_fmt(g['mean_hops'])}"
             for r, g in m["by_round"].items()
         )
@@ -332,7 +332,7 @@ def describe(summary: dict) -> list[str]:
     return lines
 
 
-_ROUND = {"e2hqa": "rewrites ", "graphqa": "walk hops ", "crawlqa": "round "}
+_ROUND = {"e2hqa": "round {}: ", "graphqa": "walk hops {}: "}  # how a method's rounds read; others have one
 
 
 def _fmt(x: float | None) -> str:

@@ -107,10 +107,9 @@ def render_walk(walk: dict, claims: list[list[dict]]) -> str:
 def composed_claims(raw: list[dict] | None) -> list[dict]:
     """Claims as the model gave them (synth/claims.clean), keeping each one's `approx` wording."""
     out = []
-    for c, cleaned in zip(raw or [], (claimlib.clean([c]) for c in raw or []), strict=True):
-        if cleaned:
-            approx = " ".join(str(c.get("approx") or "").split())
-            out.append(cleaned[0] | ({"approx": approx} if approx else {}))
+    for c in raw or []:
+        approx = " ".join(str(c.get("approx") or "").split())
+        out += [claim | ({"approx": approx} if approx else {}) for claim in claimlib.clean([c])]
     return out
 
 

@@ -1,18 +1,18 @@
-"""Answer uniqueness by search: look for another answer that fits the question, and ask the LLM about each one.
+"""Answer uniqueness by search: look for a second answer to the question, and ask the LLM about each page found.
 
 A question with two correct answers teaches an agent nothing reliable (ASearcher checks this before keeping a
 question). The claims-only check (filters/uniqueness.py) sees a question's structure; this one looks at the world.
 For each question, the search engine is asked the question itself and each constraint on the answer ("birthplace
-Tarnholm", or for a described neighbour its conditions: "employer astronomer the 1850s"); the pages it returns are
-candidates, their subjects (page titles) taken as rival answers, leaving out the gold answer and names the question
-itself contains. The LLM (synth/prompts/rival_check.txt) reads each
-candidate's page beside the question (and the claims it was built from) and says whether the candidate satisfies
-every condition. The first one it confirms makes the question `ambiguous`, and is recorded.
+Tarnholm", or for a described neighbour its conditions: "employer astronomer the 1850s"); the pages it returns,
+but the gold answer's own, are the candidates. The LLM (synth/prompts/rival_check.txt) reads each page beside the
+question (and the claims it was built from) and names what on it, the page's subject or anything it lists, meets
+every condition other than the gold answer, or nothing. A rival it names must be written on the page (a name the
+model made up is ignored) and must not be the gold answer; the first one makes the question `ambiguous`, recorded.
 
 It sits at the synth floor so that synthesis (synth/graphqa.py) can keep only unique questions; `wdtk filter`
 runs it on any QA through filters/gates.py.
 
-    rival, info = await find_rival(qa, ctx, RivalConfig())   # ({"name", "url", "reason"} or None, what was checked)
+    rival, info = await find_rival(qa, ctx, RivalConfig())   # ({"name", "url"} or None, what was checked)
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from .claims import ANSWER_VAR, is_variable, same_term
 from .linkgraph import site_suffix
 from .llm.base import Sampling
 from .prompting import load_prompt
-from .text import contains, normalize
+from .text import contains
 
-SATISFIES_SCHEMA = {"type": "object", "required": ["satisfies"], "properties": {"satisfies": {"type": "boolean"}}}
+RIVAL_SCHEMA = {"type": "object", "required": ["rival"], "properties": {"rival": {"type": ["string", "null"]}}}
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,8 @@ class RivalConfig:
 
     search_k: int = 5  # results per query
     max_queries: int = 3  # the question, then constraints on the answer
-    max_candidates: int = 5  # LLM checks per question
-    max_page_chars: int = 1500  # of a candidate's page shown to the LLM
+    max_candidates: int = 5  # pages the LLM reads per question
+    max_page_chars: int = 2500  # of a candidate page shown to the LLM
 
 
 def queries(qa: dict, cfg: RivalConfig) -> list[str]:
@@ -58,7 +58,7 @@ def queries(qa: dict, cfg: RivalConfig) -> list[str]:
                     and not is_variable(d["object"])
                     and not _is_answer(d["object"], answer)
                 ]
-                out += [" ".join([c["relation"], *said])] if said else []
+                out.append(" ".join([c["relation"], *said]))  # the relation alone still finds its kind of page
     return list(dict.fromkeys(out))[: cfg.max_queries]
 
 
@@ -72,19 +72,16 @@ def _is_answer(term: str, answer: str) -> bool:
 
 
 def candidates(qa: dict, hits: list, cfg: RivalConfig) -> list[dict]:
-    """Rival answers among search hits, in rank order: {"name", "url"}; the gold answer and names in the question
-    are not rivals."""
+    """Pages among search hits that may show a second answer, in rank order, each once: {"title", "url", "snippet"};
+    the gold answer's own page is not one."""
     suffix = site_suffix([h.title for h in hits])
-    out, seen = [], {normalize(qa["answer"])}
+    out, seen = [], set()
     for h in hits:
-        name = h.title.removesuffix(suffix).strip()
-        key = normalize(name)
-        if not key or key in seen or contains(name, qa["answer"]) or contains(qa["answer"], name):
+        title = h.title.removesuffix(suffix).strip()
+        if h.url in seen or same_term(title, qa["answer"]):
             continue
-        seen.add(key)
-        if contains(qa["question"], name):  # what the question names is a constraint, not an answer
-            continue
-        out.append({"name": name, "url": h.url, "snippet": h.snippet})
+        seen.add(h.url)
+        out.append({"title": title, "url": h.url, "snippet": h.snippet})
     return out[: cfg.max_candidates]
 
 
@@ -97,35 +94,40 @@ def render_claims(claims: list[dict]) -> str:
     return f"The facts the question was built from (a name starting with ? is described, not named):\n{lines}\n"
 
 
-async def confirms(qa: dict, candidate: dict, ctx, cfg: RivalConfig) -> bool | None:
-    """The LLM's verdict on whether `candidate` also answers the question; None when its reply cannot be read."""
+async def rival_on(qa: dict, candidate: dict, ctx, cfg: RivalConfig) -> str | None:
+    """The second answer the LLM finds on a candidate page ("" for none); None when its reply cannot be read. A name
+    the page does not hold, or the gold answer again, counts as none."""
     page = ctx.search.get(candidate["url"]) if hasattr(ctx.search, "get") else None
-    text = page.text if page else candidate["snippet"]
+    text = (page.text if page else candidate["snippet"])[: cfg.max_page_chars]
     prompt = load_prompt("rival_check")
     content = prompt.render(
         question=qa["question"],
         answer=qa["answer"],
         facts=render_claims(qa.get("claims", [])),
-        candidate=candidate["name"],
+        title=candidate["title"],
         url=candidate["url"],
-        page=text[: cfg.max_page_chars],
+        page=text,
     )
     result = await ctx.client.chat_json(
         [{"role": "user", "content": content}],
-        SATISFIES_SCHEMA,
+        RIVAL_SCHEMA,
         Sampling(max_tokens=256),
         prompt_version=prompt.version,
         stage="uniqueness",
     )
-    return None if result.value is None else bool(result.value["satisfies"])
+    if result.value is None:
+        return None
+    rival = " ".join(str(result.value["rival"] or "").split())
+    on_page = contains(f"{candidate['title']}\n{text}", rival)
+    return rival if rival and on_page and not same_term(rival, qa["answer"]) else ""
 
 
 async def find_rival(qa: dict, ctx, cfg: RivalConfig) -> tuple[dict | None, dict]:
-    """(the first candidate the LLM confirms as a second answer, or None; {"candidates": names checked,
-    "unreadable": replies that could not be read}). Needs ctx.search."""
+    """(the first second answer the LLM finds on a candidate page, {"name", "url"}, or None; {"candidates": pages
+    read, "unreadable": replies that could not be read}). Needs ctx.search."""
     found = await asyncio.gather(*(ctx.search.search(q, cfg.search_k) for q in queries(qa, cfg)))
-    rivals = candidates(qa, [h for hits in found for h in hits], cfg)
-    verdicts = await asyncio.gather(*(confirms(qa, c, ctx, cfg) for c in rivals))
-    info = {"candidates": [c["name"] for c in rivals], "unreadable": sum(v is None for v in verdicts)}
-    rival = next((c for c, v in zip(rivals, verdicts, strict=True) if v), None)
-    return ({"name": rival["name"], "url": rival["url"]} if rival else None), info
+    pages = candidates(qa, [h for hits in found for h in hits], cfg)
+    rivals = await asyncio.gather(*(rival_on(qa, c, ctx, cfg) for c in pages))
+    info = {"candidates": [c["url"] for c in pages], "unreadable": sum(r is None for r in rivals)}
+    hit = next(((c, r) for c, r in zip(pages, rivals, strict=True) if r), None)
+    return ({"name": hit[1], "url": hit[0]["url"]} if hit else None), info

@@ -6,7 +6,7 @@ graphqa's page extraction and composition, the search-backed uniqueness check, a
   entity (or, for one walk in three, one of its values); every entity before it is hidden behind a description, dates
   and numbers blurred to decades and ranges; conditions are added to the chain's entities until the world has one
   answer (the audit's solver decides), as a careful writer would;
-- the uniqueness check: a candidate satisfies the question when it is among the values its claims allow;
+- the uniqueness check: the page's subject or a name it holds that the question's claims allow, not the gold answer;
 - the solver: `known` holds every question the model wrote (or saw rewritten) with its true answers and hops; it
   answers a question of at most `easy_hops` hops right, a harder one right with probability `solve_rate` per try,
   and says it does not know a question it never saw.
@@ -20,7 +20,7 @@ import re
 
 from wdtk.report.truth import World, fits
 from wdtk.report.verdicts import audit_qa
-from wdtk.synth.text import normalize
+from wdtk.synth.text import contains, normalize
 
 # how a description states a relation to the entity before it: ("the X of {d}" forwards, "the T ... {d}" backwards)
 FORWARD = {
@@ -106,7 +106,7 @@ class HardModel:
             reply = self.compose_prompt(prompt)
             return reply if isinstance(reply, str) else json.dumps(reply)
         if prompt.startswith("A question was written to have exactly one correct answer"):
-            return json.dumps({"satisfies": self.satisfies(prompt), "reason": "checked against the world"})
+            return json.dumps({"rival": self.rival(prompt), "reason": "checked against the world"})
         if prompt.startswith("Answer the question below from what you know"):
             return self.solve(prompt, body.get("seed", 0))
         if prompt.startswith("A question was rewritten"):  # E2HQA's check: remember the harder question
@@ -166,7 +166,7 @@ class HardModel:
         key = "|".join(self.path(u) for u, _ in self.walk_of(prompt))
         return int(hashlib.sha256(key.encode()).hexdigest(), 16) % 3 == 0
 
-    def compose(self, walk, value_answer: bool, extra: int = 6, loose: bool = False) -> dict:
+    def compose(self, walk, value_answer: bool, extra: int = 10, loose: bool = False) -> dict:
         """A careful question on the walk: the chain, its end as the answer, conditions until it has one answer
         (`loose`: one condition on the start, however many answers that leaves)."""
         chain = self.chain(walk)
@@ -261,17 +261,25 @@ class HardModel:
 
     # --- the uniqueness check and the solver -------------------------------------------------------------------
 
-    def satisfies(self, prompt: str) -> bool:
-        """Whether the candidate is among the values the question's claims allow, other than the gold answer."""
+    def rival(self, prompt: str) -> str:
+        """What on the page (its subject first, then the names and values it holds) the question's claims allow
+        besides the gold answer: the first such one, or ""."""
         answer = re.search(r"^Its answer: (.*)$", prompt, flags=re.M).group(1).strip()
-        candidate = re.search(r"^Candidate: (.*)$", prompt, flags=re.M).group(1).strip()
+        title = re.search(r"^The page: (.*) \(\S+\)$", prompt, flags=re.M).group(1).strip()
+        page = prompt.split("\nThe page: ", 1)[1].split("\n\nDoes this page show", 1)[0]
         claims = [json.loads(line[2:]) for line in prompt.splitlines() if line.startswith("- {")]
         if not claims:
-            return False
+            return ""
         record = {"id": "0" * 16, "question": "?", "answer": answer, "type": "X", "claims": claims}
         _, values = audit_qa(record, self.world)
-        named, gold = frozenset(self.world.resolve(candidate)), frozenset(self.world.resolve(answer))
-        return any(fits(v, named) and not fits(v, gold) for v in values or ())
+        gold = frozenset(self.world.resolve(answer))
+        names = [title, *(e["name"] for e in self.entities.values() if contains(page, e["name"]))]
+        names += re.findall(r"\b\d{1,2} [A-Z][a-z]+ \d{3,4}\b|\b\d[\d,]*\b", page)  # dates, years, numbers it states
+        for name in names:
+            named = frozenset(self.world.resolve(name))
+            if any(fits(v, named) and not fits(v, gold) for v in values or ()):
+                return name
+        return ""
 
     def solve(self, prompt: str, seed: int) -> str:
         question = re.search(r"^Question: (.*)$", prompt, flags=re.M).group(1).strip()

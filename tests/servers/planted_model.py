@@ -239,7 +239,8 @@ class PlantedModel(TruthModel):
     def graph_wrong_answer(self, walk, careful: dict, prompt: str) -> dict | None:
         """Another entity of the answer's type that the page stating the answer names (not one the question hides)."""
         target = self.by_name.get(normalize(careful["answer"]))
-        claim = next((c for c in careful["claims"] if normalize(c["object"]) == normalize(careful["answer"])), None)
+        ends = [(c, k) for c in careful["claims"] for k in ("object", "subject")]
+        claim, end = next(((c, k) for c, k in ends if normalize(c[k]) == normalize(careful["answer"])), (None, None))
         if target is None or claim is None:
             return None
         named = {i for f in self.stated_on[self.path(claim["source_url"])] for i in (f["subject"], f["object"])}
@@ -254,7 +255,7 @@ class PlantedModel(TruthModel):
         if not wrong:
             return None
         name = self.name(wrong[0])
-        claims = [{**c, "object": name} if c is claim else c for c in careful["claims"]]
+        claims = [{**c, end: name} if c is claim else c for c in careful["claims"]]
         return {
             **careful,
             "question": careful["question"].replace("?", " (as listed)?"),

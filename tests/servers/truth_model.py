@@ -50,6 +50,8 @@ PHRASES = {
 class TruthModel(HardModel):
     """Answers wdtk's prompts from the ground truth, like a careful model, plus planted mistakes."""
 
+    named_descriptions = False  # bench/hardness.py: descriptions name an entity where they can
+
     def __init__(self, truth: dict, base: str | None = None):
         self.base = base  # None: any host (a server whose port is not known in advance)
         self.truth = truth
@@ -180,14 +182,16 @@ class TruthModel(HardModel):
         return self.description(entity, facts, source)
 
     def usable(self, entity: dict, answer: str) -> list[dict]:
-        """The entity's facts a description may use: stated on its page, not giving the answer away."""
-        return [
+        """The entity's facts a description may use: stated on its page, not giving the answer away (with
+        `named_descriptions`, facts naming another entity first, so a later E2HQA round has a name to replace)."""
+        facts = [
             f
             for f in self.facts_of[entity["id"]]
             if f["relation"] in PHRASES
             and entity["url"] in f["pages"]
             and normalize(answer) not in normalize(f["object_text"])
         ]
+        return sorted(facts, key=lambda f: f["object_type"] != "entity") if self.named_descriptions else facts
 
     def fitting(self, facts: list[dict]) -> set[str]:
         """Entities with every (relation, object) of `facts`."""
