@@ -1,7 +1,7 @@
 """Hard questions on the generated world: CRAWLQA, E2HQA at --rewrites 1..3 and graphqa at 3..6 hops, each through
 the filter, answer uniqueness by search and the difficulty gate, judged by `wdtk audit`.
 
-    .venv/bin/python bench/hardness.py [--pages 300] [--rate 0.3] [--seed 0] [--groups 60] [--walks 60]
+    .venv/bin/python bench/hardness.py [--pages 300] [--rate 0.3] [--seed 0] [--groups 150] [--walks 60]
                                        [--solve-rate 0.1] [--attempts 3] [--out DIR]
     .venv/bin/python bench/hardness.py --embedded [--groups 2] [--walks 2]    # the offline SmolLM2, a small run
 
@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--rate", type=float, default=0.3, help="share of replies carrying a planted mistake")
     parser.add_argument("--seed", type=int, default=0, help="seed of the planted mistakes")
-    parser.add_argument("--groups", type=int, default=60, help="CRAWLQA page groups (E2HQA's seeds)")
+    parser.add_argument("--groups", type=int, default=150, help="CRAWLQA page groups (E2HQA's seeds)")
     parser.add_argument("--walks", type=int, default=60, help="graphqa walks per setting")
     parser.add_argument("--solve-rate", type=float, default=0.1, help="the solver's success per try on hard questions")
     parser.add_argument("--attempts", type=int, default=3, help="closed-book tries of the difficulty gate")

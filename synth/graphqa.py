@@ -67,15 +67,16 @@ class GraphQAConfig:
 _IN_FLIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> {page id: task}: one call a page
 
 
-async def page_claims(page: dict, ctx) -> list[dict]:
-    """The page's facts as claims with its URL as source; walks sharing a page share one call (and the cache)."""
+async def page_claims(page: dict, ctx) -> tuple[list[dict], str | None]:
+    """(the page's facts as claims with its URL as source, the model's raw reply when it could not be read); walks
+    sharing a page share one call (and the cache)."""
     tasks = _IN_FLIGHT.setdefault(ctx.client, {})
     if page["id"] not in tasks:
         tasks[page["id"]] = asyncio.ensure_future(_extract(page, ctx))
     return await asyncio.shield(tasks[page["id"]])
 
 
-async def _extract(page: dict, ctx) -> list[dict]:
+async def _extract(page: dict, ctx) -> tuple[list[dict], str | None]:
     cfg: GraphQAConfig = ctx.config
     prompt = load_prompt("graphqa_extract")
     content = prompt.render(
@@ -88,8 +89,9 @@ async def _extract(page: dict, ctx) -> list[dict]:
         prompt_version=prompt.version,
         stage="graphqa_extract",
     )
-    claims = claimlib.clean(result.value["claims"]) if result.value else []
-    return [{**c, "source_url": page["url"]} for c in claims[: cfg.max_claims]]
+    if result.value is None:
+        return [], result.raw
+    return [{**c, "source_url": page["url"]} for c in claimlib.clean(result.value["claims"])[: cfg.max_claims]], None
 
 
 def render_walk(walk: dict, claims: list[list[dict]]) -> str:
@@ -178,9 +180,10 @@ async def check(q: dict, walk: dict, ctx) -> tuple[str | None, list[dict], dict]
 async def process_walk(walk: dict, ctx) -> tuple[list[dict], list[dict]]:
     """The kept GRAPH record (or none) and the reject for one walk: extraction, composition, checks."""
     cfg: GraphQAConfig = ctx.config
-    claims = await asyncio.gather(*(page_claims(p, ctx) for p in walk["pages"]))
-    if not any(claims):
-        return [], [reject("no_claims_extracted", walk)]
+    extracted = await asyncio.gather(*(page_claims(p, ctx) for p in walk["pages"]))
+    claims = [c for c, _ in extracted]
+    if not any(claims):  # with what the model said instead, for the pages it could not be read on
+        return [], [reject("no_claims_extracted", walk, raw=[raw for _, raw in extracted if raw] or None)]
     prompt = load_prompt("graphqa_compose")
     content = prompt.render(walk=render_walk(walk, claims), last=len(walk["pages"]))
     result = await ctx.client.chat_json(

@@ -101,6 +101,15 @@ def test_graphqa_keeps_grounded_unique_questions_with_their_walk(openai_server, 
     assert "[Page 1]" in compose and "URL: " in compose and " | " in compose
 
 
+def test_unreadable_replies_are_rejected_with_the_raw_text(openai_server, crawl, tmp_path):
+    openai_server.responder = lambda body: "Sure! This page is about a person."
+    cfg = graphqa.GraphQAConfig(walk=WalkConfig(min_hops=3, max_hops=3), rivals=None)
+    summary = graphqa.run(crawl, tmp_path / "out", cfg, backends(openai_server, tmp_path), RunOptions(workers=0), 2)
+    assert summary["kept"] == 0 and summary["rejected"] == {"no_claims_extracted": 2}
+    rejects = list(read_records(tmp_path / "out" / "rejects"))
+    assert all(r["raw"] and r["raw"][0].startswith("Sure!") and len(r["urls"]) == 4 for r in rejects)
+
+
 class Spoiler(TruthModel):
     """The careful model, except that its question for walk k carries mistake k of MISTAKES."""
 

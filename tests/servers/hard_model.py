@@ -192,11 +192,12 @@ class HardModel:
         return {"question": question, "answer": answer, "claims": claims + [c for _, _, c in chosen], "hidden": hidden}
 
     def conditions(self, chain, url_of, answer, claims, hidden, extra) -> list[tuple]:
-        """(entity id, fact, claim) conditions: two on the start, one on each entity reached as a fact's subject
-        (what pins a description), then, the start's first, any that leaves fewer answers, until one is left."""
+        """(entity id, fact, claim) conditions: two on the start, one on each entity reached as a fact's subject, the
+        answer too (what pins a description), then, the start's first, any that leaves fewer answers, until one is
+        left."""
         options = self.attributes(chain, url_of, answer)
         need = {chain[0][0]["id"]: 2} | {
-            e["id"]: 1 for (e, _), (_, fact) in zip(chain[1:-1], chain[:-2], strict=True) if fact["subject"] == e["id"]
+            e["id"]: 1 for (e, _), (_, fact) in zip(chain[1:], chain[:-1], strict=False) if fact["subject"] == e["id"]
         }
         chosen = []
         for eid, n in need.items():
