@@ -25,7 +25,7 @@ gate_options = apply(
             "--search",
             metavar="ENGINE",
             help="Search ENGINE (bm25:INDEX_DIR, ...) for a second answer to each question; one the LLM (--model) "
-            "confirms drops it as ambiguous. Also the tools of --agent-attempts.",
+            "finds on a page drops it as ambiguous. Also the tools of --agent-attempts.",
         ),
         click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
         click.option(
