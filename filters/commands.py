@@ -8,7 +8,10 @@ import click
 
 from ..synth.options import (
     ALLOW_INCOMPLETE,
+    MODEL,
+    RUN_DEFAULTS,
     SCHEDULER,
+    apply,
     judge_options,
     out_option,
     prepare_judge,
@@ -17,6 +20,35 @@ from ..synth.options import (
     workers_option,
 )
 from ..synth.parallel import dask_client
+
+# the LLM gates of `wdtk filter` (issue 15): answer uniqueness by search and the difficulty gate (filters/gates.py)
+gate_options = apply(
+    [
+        click.option(
+            "--search",
+            metavar="ENGINE",
+            help="Search ENGINE (bm25:INDEX_DIR, ...) for a second answer to each question; one the LLM (--model) "
+            "finds on a page drops it as ambiguous. Also the tools of --agent-attempts.",
+        ),
+        click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
+        click.option(
+            "--solver-model", envvar="WDTK_SOLVER_MODEL", help="Solver of the difficulty gate (default: --model)."
+        ),
+        click.option(
+            "--solver-api-base", envvar="WDTK_SOLVER_API_BASE", help="OpenAI-compatible endpoint of the solver."
+        ),
+        click.option("--attempts", default=3, type=click.IntRange(1), help="Closed-book tries per question (k)."),
+        click.option("--agent-attempts", default=0, type=click.IntRange(0), help="Tries with the agent and tools."),
+        click.option(
+            "--max-pass",
+            default=0.0,
+            type=click.FloatRange(0, 1),
+            help="Pass rate above which a question is too easy.",
+        ),
+        *MODEL,
+        judge_options,
+    ]
+)
 
 
 @click.command("filter", context_settings={"show_default": True})
@@ -42,6 +74,7 @@ from ..synth.parallel import dask_client
 @click.option(
     "--no-uniqueness", is_flag=True, help="Keep QA whose claims leave the answer open (see filters/uniqueness.py)."
 )
+@gate_options
 @workers_option(0, "Local Dask worker processes for dedup signatures (0: in this process; enough below millions).")
 @SCHEDULER
 @ALLOW_INCOMPLETE
@@ -63,8 +96,10 @@ def filter_cmd(
     workers,
     scheduler,
     allow_incomplete,
+    **gate_opts,
 ) -> None:
-    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal.
+    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal; then, when asked,
+    answer uniqueness by search (--search) and the difficulty gate (--difficulty), resumable in OUT/gates.
 
     SOURCES default to DIR/synth/*/records (what `wdtk synth --dir DIR` leaves). Malformed records among good ones
     are rejected with their reason; an input with no record of the kind at all is an error.
@@ -95,9 +130,41 @@ def filter_cmd(
     log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
     with dask_client(workers, scheduler) as client:
         summary = run(sources, out_dir, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
+    if kind == "qa" and (gate_opts["search"] or gate_opts["difficulty"]):
+        summary = _gates(out_dir, workers, scheduler, **gate_opts)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
+
+
+def _gates(out_dir: Path, workers: int, scheduler: str | None, **o) -> dict:
+    """Run the LLM gates on the filter's kept records (filters/gates.py); the updated filter summary."""
+    from ..synth.options import require_index, stage_backends
+    from ..synth.rivals import RivalConfig
+    from .difficulty import DifficultyConfig
+    from .gates import GatesConfig, apply
+
+    if o["search"]:
+        require_index(o["search"])
+    elif o["agent_attempts"]:
+        raise click.UsageError("--agent-attempts needs --search (the agent's search engine)")
+    difficulty = None
+    if o["difficulty"]:
+        difficulty = DifficultyConfig(
+            solver_model=o["solver_model"],
+            solver_api_base=o["solver_api_base"],
+            attempts=o["attempts"],
+            agent_attempts=o["agent_attempts"],
+            max_pass=o["max_pass"],
+            judge_model=o["judge_model"],
+            judge_api_base=o["judge_api_base"],
+            f1_threshold=o["f1_threshold"],
+        )
+    cfg = GatesConfig(rivals=RivalConfig() if o["search"] else None, difficulty=difficulty)
+    limits = {k: o[k] for k in RUN_DEFAULTS if k in o}  # the model options given to `wdtk filter`
+    backends, opts = stage_backends(out_dir.parent, o["model"], o["api_base"], o["search"], workers=workers,
+                                    scheduler=scheduler, **limits)  # fmt: skip
+    return apply(out_dir, cfg, backends, opts)
 
 
 @click.command("funnel", context_settings={"show_default": True})
