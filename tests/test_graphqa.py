@@ -12,7 +12,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from servers.planted_model import GRAPH_KINDS, PlantedModel
@@ -36,7 +36,7 @@ def crawl(site_dir, site_server, truth, tmp_path_factory) -> Path:
     for page in site_page_records(site_dir, site_server):
         path = urlsplit(page["url"]).path
         hrefs = (h.split("#")[0] for h in links.get(path, ()))
-        page["links"] = list(dict.fromkeys(site_server + h if h.startswith("/") else h for h in hrefs if h))
+        page["links"] = list(dict.fromkeys(urljoin(page["url"], h) for h in hrefs if h))  # as the crawler resolves
         records.append(page)
     out = tmp_path_factory.mktemp("graph") / "pages"
     write_records(records, out / "00000.jsonl.gz", kind="page")
