@@ -24,11 +24,11 @@ from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import read_records, record_id
+from ..schemas import record_id
 from . import claims as claimlib
 from .linkgraph import LinkGraph, WalkConfig
 from .llm.base import Sampling
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
 from .rivals import RivalConfig, find_rival
 from .text import contains, normalize, word_count
@@ -64,34 +64,39 @@ class GraphQAConfig:
 
 # --- extraction, once per page ----------------------------------------------------------------------------------
 
-_IN_FLIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # client -> {page id: task}: one call a page
+# backend -> {extraction prompt: task}. Keyed by the backend, which a worker process shares, not by the client: each
+# partition gets its own client and several partitions run at once on the process's loop, so walks through one
+# page in two partitions would each call for it. Entries leave when the call ends: the response cache answers after.
+_IN_FLIGHT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def page_claims(page: dict, ctx) -> tuple[list[dict], str | None]:
     """(the page's facts as claims with its URL as source, the model's raw reply when it could not be read); walks
-    sharing a page share one call (and the cache)."""
-    tasks = _IN_FLIGHT.setdefault(ctx.client, {})
-    if page["id"] not in tasks:
-        tasks[page["id"]] = asyncio.ensure_future(_extract(page, ctx))
-    return await asyncio.shield(tasks[page["id"]])
-
-
-async def _extract(page: dict, ctx) -> tuple[list[dict], str | None]:
+    sharing a page share one call: at once through the in-flight task, later through the response cache."""
     cfg: GraphQAConfig = ctx.config
     prompt = load_prompt("graphqa_extract")
     content = prompt.render(
         title=page["title"], url=page["url"], text=page["text"][: cfg.max_page_chars], max_claims=cfg.max_claims
     )
+    tasks = _IN_FLIGHT.setdefault(ctx.client.llm, {})
+    if content not in tasks:
+        tasks[content] = task = asyncio.ensure_future(_extract(content, prompt.version, page["url"], ctx))
+        task.add_done_callback(lambda _: tasks.pop(content, None))
+    return await asyncio.shield(tasks[content])
+
+
+async def _extract(content: str, version: str, url: str, ctx) -> tuple[list[dict], str | None]:
+    cfg: GraphQAConfig = ctx.config
     result = await ctx.client.chat_json(
         [{"role": "user", "content": content}],
         EXTRACT_SCHEMA,
         Sampling(temperature=0.0, max_tokens=cfg.max_tokens),
-        prompt_version=prompt.version,
+        prompt_version=version,
         stage="graphqa_extract",
     )
     if result.value is None:
         return [], result.raw
-    return [{**c, "source_url": page["url"]} for c in claimlib.clean(result.value["claims"])[: cfg.max_claims]], None
+    return [{**c, "source_url": url} for c in claimlib.clean(result.value["claims"])[: cfg.max_claims]], None
 
 
 def render_walk(walk: dict, claims: list[list[dict]]) -> str:
@@ -147,8 +152,11 @@ def drop_reason(q: dict, walk: dict, cfg: GraphQAConfig) -> str | None:
     on_last = any(claimlib.source_key(c.get("source_url", "")) == claimlib.source_key(last["url"]) for c in carrying)
     if not on_last and not claimlib.same_term(last["title"], answer):  # the last page's value, or its subject
         return "answer_not_at_walk_end"
-    pattern = claimlib.bind(bound(q["claims"], q["hidden"], answer), claimlib.ANSWER_VAR, name=answer)
-    hops = claimlib.chain_hops(pattern, claimlib.ANSWER_VAR)  # as the audit counts them
+    # as the audit counts them: a blurred value is the range the question states, so two conditions blurred to the
+    # same range ("the 1870s") are one named end, and the chain from it may be shorter than from the exact values
+    stated = [{**c, "object": c["approx"]} if c.get("approx") else c for c in q["claims"]]
+    pattern = claimlib.bind(bound(stated, q["hidden"], answer), claimlib.ANSWER_VAR, name=answer)
+    hops = claimlib.chain_hops(pattern, claimlib.ANSWER_VAR)
     if hops is None or hops < cfg.walk.min_hops:
         return "too_few_hops"
     return None
@@ -254,6 +262,6 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """Graph-walk synthesis over crawled page records: GRAPH qa records in out_dir/records, rejects beside them."""
-    walks = islice(LinkGraph.build(read_records(pages, kind="page"), cfg.walk).walks(), max_walks)
+    walks = islice(LinkGraph.build(read_input(pages, opts, kind="page"), cfg.walk).walks(), max_walks)
     stage = Stage("graphqa", process_walk, cfg, "qa", backends, tally=walk_hops)
     return run_stage(stage, walks, out_dir, opts, progress)

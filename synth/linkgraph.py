@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,6 +46,31 @@ def _bare(url: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+def _resolver(pages: list[dict]) -> Callable[[str], str | None]:
+    """link -> the id of the page it reaches, or None. Links and page URLs are compared in the crawler's canonical
+    form (query sorted, escapes and dot segments normalised; a page's final_url is recorded as fetched). A link no
+    page has exactly finds its page without the query (?view=full&lang=en), only where a single page has that bare
+    URL: on a site where the query names the page (index.php?title=X) a guess would join unrelated pages."""
+    from ..crawler.scope import canonical  # imports scrapy: only when a graph is built
+
+    exact: dict[str, str] = {}
+    bare: dict[str, set[str]] = {}
+    for p in pages:
+        for url in (p["url"], p["final_url"]):
+            exact.setdefault(canonical(url), p["id"])
+            bare.setdefault(_bare(canonical(url)), set()).add(p["id"])
+    unique = {url: next(iter(ids)) for url, ids in bare.items() if len(ids) == 1}
+
+    def find(link: str) -> str | None:
+        try:
+            url = canonical(link)
+        except ValueError:  # a malformed link (a port out of range) reaches no page
+            return None
+        return exact.get(url) or unique.get(_bare(url))
+
+    return find
+
+
 def site_suffix(titles: list[str]) -> str:
     """The " - Site name" most titles end with (empty when there is none): it is not part of a page's subject."""
     tails = Counter(t.rsplit(" - ", 1)[1] for t in titles if " - " in t)
@@ -72,17 +97,12 @@ class LinkGraph:
     def build(cls, pages: Iterable[dict], cfg: WalkConfig = WalkConfig()) -> LinkGraph:
         """The graph of `pages` (page records), navigation links and hubs found from the pages themselves."""
         pages = [p for p in pages if p.get("text")]
-        by_url: dict[str, str] = {}
-        for p in pages:
-            for url in (p["url"], p["final_url"]):
-                by_url.setdefault(url, p["id"])
-                by_url.setdefault(_bare(url), p["id"])
-        counts = Counter(link for p in pages for link in set(p["links"]))
-        nav = {link for link, n in counts.items() if n > cfg.nav_link_share * len(pages)}
-        links = {}
-        for p in pages:
-            targets = (by_url.get(u) or by_url.get(_bare(u)) for u in p["links"] if u not in nav)
-            links[p["id"]] = list(dict.fromkeys(t for t in targets if t and t != p["id"]))
+        find = _resolver(pages)
+        targets = {p["id"]: [t for t in dict.fromkeys(map(find, p["links"])) if t and t != p["id"]] for p in pages}
+        # navigation: pages linked from more than nav_link_share of all pages, whatever form the links take
+        counts = Counter(t for out in targets.values() for t in out)
+        nav = {t for t, n in counts.items() if n > cfg.nav_link_share * len(pages)}
+        links = {pid: [t for t in out if t not in nav] for pid, out in targets.items()}
         median = statistics.median(len(v) for v in links.values()) if links else 0
         limit = max(cfg.hub_min_links, cfg.hub_factor * median)
         hubs = {pid for pid, out in links.items() if len(out) > limit}

@@ -348,6 +348,16 @@ def test_a_hung_request_is_raced_by_a_second_copy(openai_server):
     assert openai_server.request_count == 14  # the hung request, 12 others, and one copy
 
 
+def test_a_request_waiting_for_a_slot_is_no_straggler(openai_server):
+    """Six calls through one slot: the last ones wait over a second for it, past the hedge delay, yet each is sent
+    once: the hedge clock starts when a request goes out, so queueing adds no copies to an already full endpoint."""
+    openai_server.latency = 0.25
+    client = client_for(openai_server, concurrency=1)
+    client.gate.latencies.extend([0.05] * 20)  # a known p95: hedge after the 1 s floor
+    run(together(*(client.chat(ask(f"q{i}"), stage="s") for i in range(6))))
+    assert client.usage.summary()["s"]["hedges"] == 0 and openai_server.request_count == 6
+
+
 def test_hedges_are_few_and_off_for_in_process_backends(openai_server):
     from wdtk.synth.llm.gate import HEDGE_BURST, HEDGE_SHARE, Gate
 

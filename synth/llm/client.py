@@ -207,21 +207,22 @@ class LLMClient:
         if not self.hedge:
             return await self._request(messages, sampling, schema)
         loop = asyncio.get_running_loop()
-        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, schema))}, []
-        launched, copies = loop.time(), 1
+        sent: list[float] = []  # when each copy got a slot and went out: a request queued for a slot is no straggler
+        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, schema, sent))}, []
+        copies = 1
         try:
             while pending:
                 # a straggler gets one copy at a time; a copy that fails fast leaves it alone again, and it gets
                 # another after the same delay (as many as a call has retries): a hung request must not outlive
                 # its copies' errors and then hold its item for the whole timeout
-                alone = len(pending) == 1 and copies <= 1 + self.max_retries
+                alone = len(pending) == 1 and copies <= 1 + self.max_retries and len(sent) == copies
                 delay = self.gate.hedge_delay(self.timeout) if alone else None
-                left = self.poll if delay is None else min(self.poll, launched + delay - loop.time())
+                left = self.poll if delay is None else min(self.poll, sent[-1] + delay - loop.time())
                 if left <= 0:
                     self.gate.hedged += 1
                     hedges[0] += 1
-                    pending.add(asyncio.ensure_future(self._request(messages, sampling, schema)))
-                    launched, copies = loop.time(), copies + 1
+                    pending.add(asyncio.ensure_future(self._request(messages, sampling, schema, sent)))
+                    copies += 1
                     continue
                 done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -235,8 +236,10 @@ class LLMClient:
             for task in pending:
                 task.cancel()
 
-    async def _request(self, messages: list[dict], sampling: Sampling, schema: dict | None) -> Completion:
-        """One request within the concurrency and rate limits and the timeout."""
+    async def _request(
+        self, messages: list[dict], sampling: Sampling, schema: dict | None, sent: list[float] | None = None
+    ) -> Completion:
+        """One request within the concurrency and rate limits and the timeout (its send time appended to `sent`)."""
         gate = self.gate
         async with gate.slots():
             estimate = prompt_chars(messages) / 4 if gate.tokens else 0.0
@@ -244,13 +247,15 @@ class LLMClient:
                 await asyncio.sleep(wait)
             gate.sent += 1
             loop = asyncio.get_running_loop()
-            sent = loop.time()
+            start = loop.time()
+            if sent is not None:
+                sent.append(start)
             try:
                 async with asyncio.timeout(self.timeout):
                     completion = await self.llm.complete(messages, sampling, json_schema=schema, timeout=self.timeout)
             except TimeoutError as e:
                 raise TransientLLMError(f"no answer within {self.timeout}s") from e
-            gate.latencies.append(loop.time() - sent)
+            gate.latencies.append(loop.time() - start)
             if gate.tokens:
                 gate.tokens.refund(estimate - completion.prompt_tokens - completion.completion_tokens)
             return completion
