@@ -32,10 +32,16 @@ gate_options = apply(
         ),
         click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
         click.option(
-            "--solver-model", envvar="WDTK_SOLVER_MODEL", help="Solver of the difficulty gate (default: --model)."
+            "--solver-model",
+            envvar="WDTK_SOLVER_MODEL",
+            show_envvar=True,
+            help="Solver of the difficulty gate (default: --model).",
         ),
         click.option(
-            "--solver-api-base", envvar="WDTK_SOLVER_API_BASE", help="OpenAI-compatible endpoint of the solver."
+            "--solver-api-base",
+            envvar="WDTK_SOLVER_API_BASE",
+            show_envvar=True,
+            help="OpenAI-compatible endpoint of the solver.",
         ),
         click.option("--attempts", default=3, type=click.IntRange(1), help="Closed-book tries per question (k)."),
         click.option("--agent-attempts", default=0, type=click.IntRange(0), help="Tries with the agent and tools."),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -266,5 +267,5 @@ def check_outcome(summary: dict, out_dir: Path) -> None:
     rejects = out_dir / "rejects"
     details = {r.get("detail") for r in read_records(rejects) if r.get("reason") == "llm_error"}
     if len(details) == 1:
-        error = _line(details.pop())
+        error = re.sub(r"^\w*LLMError: ", "", _line(details.pop()))  # the class name tells the user nothing
         raise WdtkError(f"every one of the {summary['items']} items failed with the same LLM error: {error}")
