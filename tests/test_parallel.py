@@ -185,6 +185,44 @@ def test_local_workers_get_a_memory_limit():
         assert {w["memory_limit"] for w in workers} == {int(0.9 * psutil.virtual_memory().total / 2)}
 
 
+OWNER = """
+import sys, time
+import psutil
+from wdtk.synth.parallel import dask_client
+if __name__ == "__main__":
+    with dask_client(2, None) as client:
+        busy = [client.submit(time.sleep, 600, pure=False) for _ in range(2)]  # the workers are mid-task
+        time.sleep(1)
+        print(" ".join(str(p.pid) for p in psutil.Process().children(recursive=True)), flush=True)
+        time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_local_workers_die_with_a_sigkilled_run(tmp_path):
+    """A SIGKILLed run leaves none of its local cluster's processes behind, even mid-task: orphans would keep
+    their memory, and a test suite that kills runs would fill the machine with them."""
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    (tmp_path / "owner.py").write_text(OWNER)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "owner.py")], stdout=subprocess.PIPE, text=True)
+    children = [psutil.Process(int(pid)) for pid in proc.stdout.readline().split()]
+    assert len(children) >= 2  # the two workers, and any helper process multiprocessing started
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(c.is_running() and c.status() != "zombie" for c in children):
+        time.sleep(0.2)
+    left = [c.pid for c in children if c.is_running() and c.status() != "zombie"]
+    for pid in left:
+        psutil.Process(pid).kill()
+    assert not left
+
+
 def test_a_stage_refuses_an_input_its_stage_did_not_finish(tmp_path):
     from wdtk.schemas import IncompleteInput, write_records
     from wdtk.synth.parallel import read_input
