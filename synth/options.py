@@ -13,7 +13,15 @@ from pathlib import Path
 import click
 
 # What a stage runs with when a caller (the demo, a test, another stage) names no worker or rate options.
-RUN_DEFAULTS = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
+RUN_DEFAULTS = {
+    "concurrency": 32,
+    "rpm": None,
+    "tpm": None,
+    "workers": None,
+    "scheduler": None,
+    "partition_size": 16,
+    "structured": "auto",
+}
 AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
 
 
@@ -76,6 +84,15 @@ MODEL = [
     click.option("--concurrency", default=32, type=click.IntRange(1), help="LLM requests in flight per worker."),
     click.option("--rpm", type=click.FloatRange(0, min_open=True), help="Requests-per-minute limit per worker."),
     click.option("--tpm", type=click.FloatRange(0, min_open=True), help="Tokens-per-minute limit per worker."),
+    click.option(
+        "--structured",
+        type=click.Choice(["auto", "on", "off"]),
+        default="auto",
+        envvar="WDTK_STRUCTURED",
+        show_envvar=True,
+        help="Hold replies to their JSON schema and agent turns to the ReAct grammar while decoding: auto (where the "
+        "backend can; a server that refuses gets plain prompts), on (always; a refusal is an error), off.",
+    ),
 ]
 STAGE = [
     workers_option(),
@@ -168,6 +185,7 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
         rpm=opts["rpm"],
         tpm=opts["tpm"],
         timeout=timeout,
+        structured=opts["structured"],
     )
     workers = opts["workers"]
     run_opts = RunOptions(

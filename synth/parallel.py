@@ -39,6 +39,7 @@ class Backends:
     rpm: float | None = None
     tpm: float | None = None
     timeout: float = 120.0
+    structured: str = "auto"  # hold replies to their schema or grammar: auto, on, off (wdtk.synth.llm.base)
 
 
 @dataclass
@@ -114,6 +115,7 @@ async def _context(stage: Stage):
         timeout=b.timeout,
         cache=_PROCESS["cache", b],
         usage=usage,
+        structured=b.structured,
     )
     return Context(client, _PROCESS["search", b], stage.config), usage
 

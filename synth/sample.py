@@ -50,6 +50,7 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
             "prompt_version": prompt_version,
             "parent_ids": [qa["id"]],
             "temperature": temperature,
+            "constrained": rollout.constrained,  # every turn held to the ReAct grammar while decoding
         },
     }
     if rollout.prediction is not None:

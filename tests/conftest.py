@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from servers.search_server import site_page_records
+from servers.search_server import page_record, site_page_records
 
 from wdtk.crawler.sitegen import build_site, load_truth, start_server
 from wdtk.crawler.sitegen.seeds import simple_seeds
@@ -42,6 +42,21 @@ def fresh_site_server(site_dir: Path):
 def truth(site_dir: Path) -> dict:
     """The site's ground truth (see `wdtk.crawler.sitegen` for the keys)."""
     return load_truth(site_dir)
+
+
+@pytest.fixture(scope="session")
+def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
+    """Page records for the site's articles and categories, as the crawler would write them."""
+    records = []
+    for page in truth["pages"]:
+        if page["kind"] not in ("article", "category"):
+            continue
+        html = (site_dir / page["path"].lstrip("/")).read_text()
+        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
+        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
+    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
+    write_records(records, path, kind="page")
+    return path
 
 
 @pytest.fixture

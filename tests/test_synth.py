@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from servers.search_server import page_record
 from servers.truth_model import TruthModel
 
 from wdtk.schemas import read_records, write_records
@@ -24,21 +23,6 @@ from wdtk.synth import crawlqa, e2hqa
 from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
-    """Page records for the site's articles and categories, as the crawler would write them."""
-    records = []
-    for page in truth["pages"]:
-        if page["kind"] not in ("article", "category"):
-            continue
-        html = (site_dir / page["path"].lstrip("/")).read_text()
-        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
-        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
-    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
-    write_records(records, path, kind="page")
-    return path
 
 
 @pytest.fixture

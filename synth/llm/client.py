@@ -13,7 +13,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from .base import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
+from ..prompting import prompt_name
+from .base import LLM, Completion, GrammarError, PermanentLLMError, Sampling, Structured, TransientLLMError
 from .cache import ResponseCache, cache_key
 from .jsonout import parse_json
 
@@ -120,8 +121,10 @@ class LLMClient:
         timeout: float = 120.0,
         cache: ResponseCache | None = None,
         usage: Usage | None = None,
+        structured: Structured = "auto",
     ):
         self.llm, self.cache, self.timeout, self.max_retries = llm, cache, timeout, max_retries
+        self.structured = structured  # hold replies to their schema or grammar: "auto", "on" or "off"
         self.usage = usage if usage is not None else Usage()
         self.concurrency = concurrency
         self._slots: asyncio.Semaphore | None = None
@@ -137,9 +140,10 @@ class LLMClient:
         *,
         prompt_version: str = "",
         stage: str = "default",
+        grammar: str | None = None,
     ) -> Completion:
-        """One completion, from the cache when it holds one."""
-        return await self._call(messages, sampling, prompt_version, stage, None)
+        """One completion, from the cache when it holds one; `grammar` (Lark) is enforced where structured allows."""
+        return await self._call(messages, sampling, prompt_version, stage, None, grammar)
 
     async def chat_json(
         self,
@@ -151,7 +155,7 @@ class LLMClient:
         stage: str = "default",
     ) -> JSONResult:
         """A JSON object matching `schema`; bad output gives value None, an error and the raw text, never raises."""
-        completion = await self._call(messages, sampling, prompt_version, stage, schema)
+        completion = await self._call(messages, sampling, prompt_version, stage, schema, None)
         value, error = parse_json(completion.text, schema)
         return JSONResult(value=value, raw=completion.text, error=error, completion=completion)
 
@@ -171,27 +175,37 @@ class LLMClient:
         await self.aclose()
 
     async def _call(
-        self, messages: list[dict], sampling: Sampling, prompt_version: str, stage: str, schema: dict | None
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        prompt_version: str,
+        stage: str,
+        schema: dict | None,
+        grammar: str | None,
     ) -> Completion:
         key = None
         if self.cache is not None:
-            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema)
+            constrained = self.structured != "off"
+            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema, grammar, constrained)
             if (hit := self.cache.get(key)) is not None:
                 self.usage.record(stage, hit)
                 return hit
-        completion, retries = await self._with_retries(messages, sampling, schema, stage)
+        try:
+            completion, retries = await self._with_retries(messages, sampling, (schema, grammar), stage)
+        except GrammarError as e:  # the backend compiled it for the first time: say which prompt it belongs to
+            raise GrammarError(f"prompt {prompt_name(prompt_version) or stage!r}: {e}") from None
         if key is not None:
             self.cache.put(key, completion)
         self.usage.record(stage, completion, retries=retries)
         return completion
 
     async def _with_retries(
-        self, messages: list[dict], sampling: Sampling, schema: dict | None, stage: str
+        self, messages: list[dict], sampling: Sampling, structure: tuple[dict | None, str | None], stage: str
     ) -> tuple[Completion, int]:
         """The completion and how many retries it took; raises after a permanent error or the last retry."""
         for attempt in range(self.max_retries + 1):
             try:
-                return await self._attempt(messages, sampling, schema), attempt
+                return await self._attempt(messages, sampling, structure), attempt
             except TransientLLMError as e:
                 if attempt == self.max_retries:
                     self.usage.record(stage, Completion(""), retries=attempt, error=True)
@@ -202,7 +216,9 @@ class LLMClient:
                 raise
         raise AssertionError("unreachable")
 
-    async def _attempt(self, messages: list[dict], sampling: Sampling, schema: dict | None) -> Completion:
+    async def _attempt(
+        self, messages: list[dict], sampling: Sampling, structure: tuple[dict | None, str | None]
+    ) -> Completion:
         """One request within the concurrency and rate limits and the timeout."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a semaphore is bound to one loop, and each asyncio.run() makes a new loop
@@ -213,7 +229,14 @@ class LLMClient:
                 await asyncio.sleep(wait)
             try:
                 async with asyncio.timeout(self.timeout):
-                    completion = await self.llm.complete(messages, sampling, json_schema=schema, timeout=self.timeout)
+                    completion = await self.llm.complete(
+                        messages,
+                        sampling,
+                        json_schema=structure[0],
+                        grammar=structure[1],
+                        structured=self.structured,
+                        timeout=self.timeout,
+                    )
             except TimeoutError as e:
                 raise TransientLLMError(f"no answer within {self.timeout}s") from e
             if self._tokens:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .base import Completion, Sampling
+from .base import Completion, Sampling, Structured
+from .structured import Fallback, asks_for_structure, with_fallback
 from .wire import map_error, request_body
 
 
@@ -12,6 +13,7 @@ class LiteLLM:
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, **options) -> None:
         self.model, self.api_base, self._api_key, self._options = model, api_base, api_key, options
         self.name = f"litellm:{model}" + (f"@{api_base}" if api_base else "")
+        self._fallback = Fallback(self.name)
 
     async def complete(
         self,
@@ -19,13 +21,21 @@ class LiteLLM:
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
     ) -> Completion:
-        """One chat completion."""
+        """One chat completion; in auto mode, asked again in words if the provider refuses structured outputs."""
+
+        def call(mode: Structured):
+            return self._complete(request_body(self.model, messages, sampling, json_schema, grammar, mode), timeout)
+
+        return await with_fallback(self._fallback, structured, call)
+
+    async def _complete(self, body: dict, timeout: float | None) -> Completion:
         import litellm
 
         litellm.suppress_debug_info = True  # else every exception prints a "Give Feedback" banner to stdout
-        body = request_body(self.model, messages, sampling, json_schema)
         extra = {"api_base": self.api_base, "api_key": self._api_key, **self._options}
         try:
             # drop_params: providers without seed or response_format get the request without them (chat_json still
@@ -40,7 +50,10 @@ class LiteLLM:
             )
         except Exception as e:
             raise map_error(e) from e
-        return self._completion(response, litellm)
+        completion = self._completion(response, litellm)
+        # drop_params removes a response_format the provider cannot take: then nothing held the reply to its schema
+        completion.constrained = asks_for_structure(body) and _supports_schema(self.model)
+        return completion
 
     def _completion(self, response, litellm) -> Completion:
         choice = response.choices[0]
@@ -58,3 +71,13 @@ class LiteLLM:
             model=response.model or "",
             finish_reason=choice.finish_reason or "",
         )
+
+
+def _supports_schema(model: str) -> bool:
+    """Whether litellm's model map says the provider enforces a response schema (False when it does not know)."""
+    import litellm
+
+    try:
+        return bool(litellm.supports_response_schema(model=model))
+    except Exception:  # models missing from the map
+        return False
