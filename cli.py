@@ -112,6 +112,13 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option(
     "--judge", "judge_model", default=None, help="LLM judge for the funnel (default: --model; 'none': exact match)."
 )
+@click.option(
+    "--structured",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    envvar="WDTK_STRUCTURED",
+    help="Hold JSON replies to their schemas and agent turns to the ReAct grammar (see wdtk synth --help).",
+)
 def demo(
     run_dir: Path,
     pages: int,
@@ -124,6 +131,7 @@ def demo(
     questions: int,
     rollouts: int,
     judge_model: str | None,
+    structured: str,
 ) -> None:
     """Run the whole pipeline offline on a generated site, and write RUN/report.html.
 
@@ -153,10 +161,11 @@ def demo(
         server.shutdown()
     if groups:
         seeds = simple_seeds(site_dir, 3)
-        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds)
+        small = {**_SMALL, "structured": structured}
+        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds, small)
         summary["filter"] = _demo_filter(run_dir, seeds)
         if questions and summary["filter"]["kept"]:
-            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts)
+            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts, small)
             judge = None if judge_model == "none" else judge_model or model
             summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
     summary["report"] = str(_demo_report(run_dir))
@@ -167,7 +176,9 @@ def demo(
 _SMALL = {"concurrency": 32, "rpm": None, "tpm": None, "workers": 0, "scheduler": None, "partition_size": 16}
 
 
-def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds) -> dict:
+def _demo_synth(
+    run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds, opts: dict
+) -> dict:
     """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
     from .synth.commands import synthesise
     from .synth.crawlqa import CrawlQAConfig
@@ -187,7 +198,7 @@ def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base:
         crawlqa_cfg=crawlqa_cfg,
         e2hqa_cfg=e2hqa_cfg,
         extra_seeds=seeds,
-        **_SMALL,
+        **opts,
     )
 
 
@@ -208,7 +219,7 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     return summary
 
 
-def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
+def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int, opts: dict) -> dict:
     """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
     from .synth.agent.loop import AgentConfig
     from .synth.options import run_with_progress, stage_backends
@@ -216,11 +227,15 @@ def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
-    agent = AgentConfig(max_calls=4, max_new_tokens=256, max_context_tokens=4096) if small else AgentConfig()
-    backends, opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **_SMALL)
-    out, cfg = run_dir / "sample", SampleConfig(rollouts=rollouts, agent=agent)
+    if small:  # a valid turn leads to a visit: its extraction reply and the page it reads are held short too
+        agent = AgentConfig(max_calls=3, max_new_tokens=192, max_context_tokens=4096)
+        cfg = SampleConfig(rollouts=rollouts, agent=agent, visit_max_tokens=256, visit_max_chars=3000)
+    else:
+        cfg = SampleConfig(rollouts=rollouts)
+    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **opts)
+    out = run_dir / "sample"
     sources = [run_dir / "filter" / "records"]
-    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, opts, questions, p))
+    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, run_opts, questions, p))
 
 
 def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from .. import __version__
 from ..schemas import read_records, record_id
 from .agent.format import TOOLS
 from .agent.loop import Agent, AgentConfig, Rollout
-from .agent.visit import Visitor
+from .agent.visit import EXTRACT_SAMPLING, Visitor
 from .e2hqa import seed_record
 from .parallel import Backends, RunOptions, Stage, run_stage
 
@@ -30,6 +30,8 @@ class SampleConfig:
 
     rollouts: int = 3
     agent: AgentConfig = field(default_factory=AgentConfig)
+    visit_max_tokens: int = EXTRACT_SAMPLING.max_tokens  # the visit tool's extraction reply
+    visit_max_chars: int = 60_000  # page text the visit tool shows the model
 
 
 def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_version: str, temperature: float) -> dict:
@@ -63,7 +65,10 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
 def make_agent(ctx) -> Agent:
     """The agent of a stage context: its search engine doubles as the visit tool's offline corpus when it can."""
     corpus = ctx.search if hasattr(ctx.search, "get") else None
-    return Agent(ctx.client, ctx.search, Visitor(ctx.client, corpus=corpus), ctx.config.agent)
+    cfg = ctx.config
+    sampling = replace(EXTRACT_SAMPLING, max_tokens=cfg.visit_max_tokens)
+    visitor = Visitor(ctx.client, corpus=corpus, max_chars=cfg.visit_max_chars, sampling=sampling)
+    return Agent(ctx.client, ctx.search, visitor, cfg.agent)
 
 
 async def sample_question(qa: dict, ctx) -> tuple[list[dict], list[dict]]:

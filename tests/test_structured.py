@@ -172,6 +172,51 @@ def test_every_prompt_schema_and_the_turn_grammar_compile():
         assert grammar.check(grammar.from_lark(react.turn_grammar(react.TOOLS, 256, urls))) is None
 
 
+def turn(think: str, call: dict | None = None, answer: str | None = None) -> str:
+    return react.render_assistant(react.assistant_message(react.Turn(think=think, call=call, answer=answer)))
+
+
+def plain_tokenizer():
+    """A byte-level BPE tokenizer trained on the system prompt, with no WebDancer tags among its tokens (SmolLM2's
+    are not either: tiny_lm's tokenizer adds them as tokens, which llguidance counts as special)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer, tok.decoder = pre_tokenizers.ByteLevel(add_prefix_space=False), decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator([react.Instructions().system_prompt()], trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>")
+
+
+def test_the_turn_grammar_takes_rendered_turns_and_refuses_broken_ones():
+    import llguidance
+    import llguidance.hf
+
+    from wdtk.synth.llm.grammar import from_lark
+
+    tok = plain_tokenizer()
+    url = "http://127.0.0.1:1/wiki/Halvard_Institute"
+    grammar = from_lark(react.turn_grammar(react.TOOLS, 256, [url]))
+
+    def accepts(text: str) -> bool:
+        matcher = llguidance.LLMatcher(llguidance.hf.from_tokenizer(tok), grammar, log_level=0)
+        return matcher.consume_tokens(tok(text, add_special_tokens=False)["input_ids"]) and matcher.is_accepting()
+
+    search = {"name": "search", "arguments": {"query": ["Halvard Institute founded"]}}
+    assert accepts(turn("I should look this up.", call=search))
+    assert accepts(turn("The page says 1872.", answer="1872"))
+    assert accepts(turn("Read it.", call={"name": "visit", "arguments": {"url": [url], "goal": "founding year"}}))
+    assert accepts(turn("Done.", call={"name": "answer", "arguments": {"answer": "1872"}}))
+    assert not accepts(turn("Read it.", call={"name": "visit", "arguments": {"url": [url + "x"], "goal": "g"}}))
+    assert not accepts(turn("Hm.", call={"name": "browse", "arguments": {"query": ["x"]}}))
+    assert not accepts(turn("Hm.", call={"name": "search", "arguments": {"query": "not a list"}}))
+    assert not accepts(turn("Hm.", call={"name": "search", "arguments": {"query": ["x"], "page": 2}}))
+    assert not accepts(turn("Hm.", call=search) + "\n<answer>1872</answer>")  # two actions
+    assert not accepts("<answer>1872</answer>")  # no thought
+    assert not accepts(turn("x" * 400, answer="1872"))  # thoughts beyond what 256 tokens leave for the action
+
+
 def test_closed_schemas_still_accept_what_the_original_requires():
     from wdtk.synth.llm.jsonout import schema_error
     from wdtk.synth.llm.structured import closed
@@ -228,3 +273,32 @@ def test_a_schema_that_cannot_compile_fails_with_one_line_naming_the_prompt(tiny
     b = Backends(model=tiny.name, search=f"bm25:{qa_run / 'index'}", concurrency=2)  # the same checkpoint
     with pytest.raises(PartitionsFailed, match="prompt 'e2hqa_entity': the grammar cannot be compiled"):
         e2hqa.run(qa_run / "seeds.jsonl", tmp_path / "e2hqa", e2hqa.E2HQAConfig(rewrites=1), b, RunOptions(workers=0))
+
+
+class NoVisits:
+    """A visit tool that reads nothing (this test is about the turns, not the pages)."""
+
+    async def visit_many(self, urls: list[str], goal: str) -> str:
+        return "The page could not be read."
+
+
+@pytest.mark.slow
+def test_the_embedded_model_writes_only_well_formed_turns_under_the_grammar(qa_run, qa_seeds):
+    from wdtk.filters.funnel import validity_reason
+    from wdtk.synth.agent.loop import Agent, AgentConfig
+    from wdtk.synth.search.bm25 import BM25Index
+
+    client = LLMClient(make_llm("embedded"), concurrency=8, timeout=3600)
+    cfg = AgentConfig(max_calls=2, max_new_tokens=192, max_context_tokens=4096, temperature=0.0)
+    agent = Agent(client, BM25Index.load(qa_run / "index"), NoVisits(), cfg)
+
+    async def rollouts():
+        return await asyncio.gather(*(agent.run(s["problem"]) for s in qa_seeds[:3]))
+
+    for rollout in asyncio.run(rollouts()):
+        assert rollout.termination in ("answer", "call_budget_exceeded"), (rollout.termination, rollout.detail)
+        assert rollout.constrained and rollout.stats["llm_calls"] >= 1
+        turns = [m for m in rollout.messages if m["role"] == "assistant"]
+        assert turns and all(react.parse_turn(react.render_assistant(m)).error is None for m in turns)
+        record = sample.trajectory_record({"id": "0" * 16, "question": "q", "answer": "a"}, 0, rollout, "m", "v", 0.0)
+        assert rollout.termination != "answer" or validity_reason(record) is None

@@ -216,9 +216,9 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
     """One turn as a Lark grammar (llguidance's dialect, which vLLM's and SGLang's grammar backends read too):
     `<think>` thoughts `</think>`, then exactly one `<tool_call>` whose JSON names a listed tool with arguments valid
     against its schema, or an `<answer>`. The layout is `render_assistant`'s, so a constrained turn reads exactly
-    as its stored form renders. Thoughts are held to what `max_new_tokens` leaves after the action (about 3
-    characters a token), so the action is not cut off. With `urls` (those the conversation has shown so far),
-    visit may name only those, as the funnel requires (so no visit before any)."""
+    as its stored form renders. Thoughts are held to 2 characters for each token that `max_new_tokens` leaves
+    after the action (text runs 3 to 4 a token; a small model's loops nearer 2), so the action is not cut off.
+    With `urls` (those the conversation has shown so far), visit may name only those, as the funnel requires."""
     calls = [
         {
             "type": "object",
@@ -230,7 +230,7 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
         if not (name == "visit" and urls is not None and not urls)
     ]
     call_schema = json.dumps({"anyOf": calls, "x-guidance": JSON_OPTIONS})
-    think_chars = max(16, (max_new_tokens - TURN_OVERHEAD_TOKENS) * 3)
+    think_chars = max(16, (max_new_tokens - TURN_OVERHEAD_TOKENS) * 2)
     return "\n".join(
         [
             "start: THINK action",
