@@ -110,7 +110,10 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option("--questions", default=4, type=click.IntRange(0), help="Questions to sample trajectories for.")
 @click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
 @click.option(
-    "--judge", "judge_model", default=None, help="LLM judge for the funnel (default: --model; 'none': exact match)."
+    "--judge",
+    "judge_model",
+    default=None,
+    help="LLM judge for the funnel (default: --model, but exact match for the embedded model; 'none': exact match).",
 )
 @click.option(
     "--structured",
@@ -166,7 +169,8 @@ def demo(
         summary["filter"] = _demo_filter(run_dir, seeds)
         if questions and summary["filter"]["kept"]:
             summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts, small)
-            judge = None if judge_model == "none" else judge_model or model
+            # the embedded model judges no better than chance (bench/structured.py): exact match decides for it
+            judge = None if judge_model == "none" else judge_model or (None if model == "embedded" else model)
             summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
     summary["report"] = str(_demo_report(run_dir))
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))

@@ -217,16 +217,17 @@ def test_the_turn_grammar_takes_rendered_turns_and_refuses_broken_ones():
     assert not accepts(turn("x" * 400, answer="1872"))  # thoughts beyond what 256 tokens leave for the action
 
 
-def test_closed_schemas_still_accept_what_the_original_requires():
+def test_tightened_schemas_still_accept_what_the_original_requires():
     from wdtk.synth.llm.jsonout import schema_error
-    from wdtk.synth.llm.structured import closed
+    from wdtk.synth.llm.structured import MAX_ITEMS, tightened
 
-    tight = closed(crawlqa.QA_OUTPUT_SCHEMA)
-    assert (
-        tight["additionalProperties"] is False and tight["properties"]["qa"]["items"]["additionalProperties"] is False
-    )
+    tight = tightened(crawlqa.QA_OUTPUT_SCHEMA)
+    assert tight["additionalProperties"] is False and tight["properties"]["qa"]["maxItems"] == MAX_ITEMS
+    assert tight["properties"]["qa"]["items"]["additionalProperties"] is False
     good = {"qa": [{"type": "COUNT", "question": "q", "answer": 3, "evidence_urls": []}]}
     assert schema_error(good, tight) is None and schema_error(good, crawlqa.QA_OUTPUT_SCHEMA) is None
+    runaway = {"qa": [{**good["qa"][0], "evidence_urls": [f"Question {i}" for i in range(40)]}]}
+    assert schema_error(runaway, tight) and schema_error(runaway, crawlqa.QA_OUTPUT_SCHEMA) is None
     assert crawlqa.QA_OUTPUT_SCHEMA.get("additionalProperties") is None  # the original is left alone
 
 

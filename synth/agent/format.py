@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
 
-from ..llm.structured import JSON_OPTIONS, closed
+from ..llm.structured import JSON_OPTIONS, tightened
 from ..prompting import load_prompt
 
 MAX_QUERIES = 5  # per search call; a longer batch is cut, as WebDancer's search tool does
@@ -244,23 +244,21 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
 
 
 def _arguments(name: str, parameters: dict, urls: list[str] | None) -> dict:
-    """One tool's arguments in the turn grammar: closed and bounded, and visit's urls among those shown."""
-    schema = bounded(closed(parameters))
+    """One tool's arguments in the turn grammar: tightened, and visit's urls among those shown."""
+    schema = tightened(bounded(parameters), max(MAX_QUERIES, MAX_URLS))
     if name == "visit" and urls and isinstance(schema.get("properties", {}).get("url"), dict):
         schema["properties"]["url"]["items"] = {"enum": urls}
     return schema
 
 
 def bounded(schema: dict) -> dict:
-    """`schema` with every string and list given a maximum length: a stricter form (everything it accepts, the
-    original does), so that a constrained call ends within a turn's budget."""
+    """`schema` with every string given a maximum length: everything it accepts, the original does, and a
+    constrained call ends within a turn's budget."""
     out = dict(schema)
     if out.get("type") == "string":
         out.setdefault("maxLength", MAX_ARGUMENT_CHARS)
-    if out.get("type") == "array":
-        out.setdefault("maxItems", max(MAX_QUERIES, MAX_URLS))
-        if isinstance(out.get("items"), dict):
-            out["items"] = bounded(out["items"])
+    if isinstance(out.get("items"), dict):
+        out["items"] = bounded(out["items"])
     if isinstance(out.get("properties"), dict):
         out["properties"] = {k: bounded(v) for k, v in out["properties"].items()}
     return out

@@ -14,7 +14,6 @@ from ...schemas import WdtkError
 # How replies are held to their JSON schema or grammar: "auto" wherever the backend can (falling back to plain
 # prompting when a server refuses), "on" always (a refusal is an error), "off" never (asked in words, then parsed).
 Structured = Literal["auto", "on", "off"]
-STRUCTURED_MODES: tuple[str, ...] = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)

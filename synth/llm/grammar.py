@@ -14,13 +14,13 @@ import torch
 from transformers import LogitsProcessor
 
 from .base import GrammarError
-from .structured import JSON_OPTIONS, closed
+from .structured import JSON_OPTIONS, tightened
 
 
 def from_schema(schema: dict) -> str:
-    """llguidance's grammar for one JSON object of `schema`, closed (see `closed`)."""
+    """llguidance's grammar for one JSON object of `schema`, tightened (see `structured.tightened`)."""
     try:
-        return llguidance.LLMatcher.grammar_from_json_schema(closed(schema), defaults=JSON_OPTIONS)
+        return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema), defaults=JSON_OPTIONS)
     except ValueError as e:
         raise GrammarError(f"the JSON schema cannot be compiled: {_first_line(e)}") from None
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # Compact JSON, as json.dumps writes it: whitespace is where a small model wanders off (newlines, indents, loops).
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
+MAX_ITEMS = 8  # per JSON list, where a schema sets no maximum (see `tightened`)
 # what a server's 400 says when it does not know (or cannot honour) a structured-output field
 REFUSAL = re.compile(r"response_format|json_schema|structured_output|guided|grammar|ebnf", re.I)
 
@@ -79,23 +80,24 @@ async def with_fallback(
     return await call("off")
 
 
-def closed(schema: dict) -> dict:
-    """`schema` with `additionalProperties: false` on every object that lists properties and says nothing else.
-
-    A reply that fits the closed schema fits the original; left open, a small model invents keys until its
-    token budget runs out."""
+def tightened(schema: dict, max_items: int = MAX_ITEMS) -> dict:
+    """`schema` as the local grammar engine enforces it: objects closed to the properties they list, and lists at
+    most `max_items` long, wherever the schema says nothing else. Every reply that fits it fits the original; left
+    loose, a small model invents keys or counts list items ("Question 35: ...") until its token budget runs out."""
     if not isinstance(schema, dict):
         return schema
     out = dict(schema)
     for key in ("properties", "$defs", "definitions"):
         if isinstance(out.get(key), dict):
-            out[key] = {name: closed(sub) for name, sub in out[key].items()}
+            out[key] = {name: tightened(sub, max_items) for name, sub in out[key].items()}
     for key in ("items", "additionalProperties", "not", "if", "then", "else", "contains"):
         if isinstance(out.get(key), dict):
-            out[key] = closed(out[key])
+            out[key] = tightened(out[key], max_items)
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         if isinstance(out.get(key), list):
-            out[key] = [closed(sub) for sub in out[key]]
+            out[key] = [tightened(sub, max_items) for sub in out[key]]
     if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
         out["additionalProperties"] = False
+    if out.get("type") == "array" and "maxItems" not in out:
+        out["maxItems"] = max(max_items, out.get("minItems", 0))
     return out
