@@ -107,7 +107,7 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
     help="LLM for synthesis; the embedded default is offline and tiny, so expect few kept pairs.",
 )
 @click.option("--api-base", envvar="WDTK_API_BASE", default=None, help="OpenAI-compatible endpoint for --model.")
-@click.option("--questions", default=4, type=click.IntRange(0), help="Questions to sample trajectories for.")
+@click.option("--questions", default=2, type=click.IntRange(0), help="Questions to sample trajectories for.")
 @click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
 @click.option(
     "--judge",
@@ -231,9 +231,11 @@ def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
-    if small:  # a valid turn leads to a visit: its extraction reply and the page it reads are held short too
-        agent = AgentConfig(max_calls=3, max_new_tokens=192, max_context_tokens=4096)
-        cfg = SampleConfig(rollouts=rollouts, agent=agent, visit_max_tokens=256, visit_max_chars=3000)
+    if small:  # valid turns go on to read results and pages: prompts and replies are held short (the CPU's time)
+        agent = AgentConfig(
+            max_calls=3, max_new_tokens=160, max_context_tokens=3072, search_k=3, max_observation_chars=2000
+        )
+        cfg = SampleConfig(rollouts=rollouts, agent=agent, visit_max_tokens=192, visit_max_chars=2000)
     else:
         cfg = SampleConfig(rollouts=rollouts)
     backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **opts)

@@ -133,8 +133,11 @@ async def run_mode(mode: str, tally: Tally, llm, work: dict, args) -> None:
     tally.calls["judge"] += len(pairs)
     tally.valid["judge"] += sum(v["method"] == "llm" for v in verdicts)
     tally.judge_right += sum(v["correct"] == right for v, (*_, right) in zip(verdicts, pairs, strict=True))
-    agent = AgentConfig(max_calls=3, max_new_tokens=192, max_context_tokens=4096)
-    ctx.config = sample.SampleConfig(args.rollouts, agent, visit_max_tokens=256, visit_max_chars=3000)
+    # the demo's budgets for the embedded model (cli.py, _demo_sample)
+    agent = AgentConfig(
+        max_calls=3, max_new_tokens=160, max_context_tokens=3072, search_k=3, max_observation_chars=2000
+    )
+    ctx.config = sample.SampleConfig(args.rollouts, agent, visit_max_tokens=192, visit_max_chars=2000)
     for records, _ in await asyncio.gather(*(sample.sample_question(s, ctx) for s in seeds[: args.questions])):
         for t in records:
             turns = [m for m in t["messages"][2:] if m["role"] == "assistant"]

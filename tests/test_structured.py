@@ -228,6 +228,12 @@ def test_tightened_schemas_still_accept_what_the_original_requires():
     assert schema_error(good, tight) is None and schema_error(good, crawlqa.QA_OUTPUT_SCHEMA) is None
     runaway = {"qa": [{**good["qa"][0], "evidence_urls": [f"Question {i}" for i in range(40)]}]}
     assert schema_error(runaway, tight) and schema_error(runaway, crawlqa.QA_OUTPUT_SCHEMA) is None
+    budgeted = tightened(e2hqa.ENTITY_SCHEMA, max_chars=160)  # strings held to the reply's budget (in characters)
+    assert (
+        budgeted["properties"]["entity"]["maxLength"] == 160
+        and "maxLength" not in e2hqa.ENTITY_SCHEMA["properties"]["entity"]
+    )
+    assert "maxLength" not in tightened({"type": "string", "enum": ["a"]}, max_chars=1)
     assert crawlqa.QA_OUTPUT_SCHEMA.get("additionalProperties") is None  # the original is left alone
 
 

@@ -262,7 +262,7 @@ class EmbeddedLLM:
         except (KeyError, TypeError, ValueError) as e:  # a malformed message fails its own call, not the batch
             return PermanentLLMError(f"cannot render the messages with the chat template: {e!r}")
         try:
-            compiled = self._grammar(json_schema, grammar, structured)
+            compiled = self._grammar(json_schema, grammar, structured, sampling.max_tokens)
         except (GrammarError, PermanentLLMError) as e:  # a schema that cannot compile fails its own call
             return e
         room = CONTEXT - len(ids)
@@ -280,13 +280,17 @@ class EmbeddedLLM:
             grammar=compiled,
         )
 
-    def _grammar(self, json_schema: dict | None, grammar: str | None, structured: Structured) -> str | None:
+    def _grammar(
+        self, json_schema: dict | None, grammar: str | None, structured: Structured, max_tokens: int
+    ) -> str | None:
         """The compiled llguidance grammar that constrains this call, or None for free decoding."""
         if structured == "off" or (json_schema is None and grammar is None) or not self._grammar_engine(structured):
             return None
         from . import grammar as engine
 
-        compiled = engine.from_schema(json_schema) if json_schema is not None else engine.from_lark(grammar)
+        compiled = (
+            engine.from_schema(json_schema, max_tokens) if json_schema is not None else engine.from_lark(grammar)
+        )
         self._engine.check(compiled)
         return compiled
 

@@ -108,9 +108,9 @@ class RowLimits(StoppingCriteria):
         self.reasons: list[str | None] = [None] * len(requests)
         self.ended = [False] * len(requests)
         self.json = [JsonEnd() if r.json else None for r in requests]
-        # a grammar that bounds every free part (the agent's turn) ends by itself: cutting its loop would only turn
-        # a well-formed turn into a broken one; JSON rows (strings unbounded) are still cut
-        self.loops = [r.json or not r.grammar for r in requests]
+        # a grammar row is bounded (thoughts, strings, lists: see wdtk.synth.llm.structured.tightened) and ends by
+        # itself; cutting its loop would only turn a well-formed reply into a broken one
+        self.loops = [not r.grammar for r in requests]
         # a token decodes to at least one character, so this many tail tokens cover the longest stop string
         self.tails = [max((len(s) for s in r.stop), default=0) + 2 for r in requests]
 

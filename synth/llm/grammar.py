@@ -14,13 +14,14 @@ import torch
 from transformers import LogitsProcessor
 
 from .base import GrammarError
-from .structured import JSON_OPTIONS, tightened
+from .structured import JSON_OPTIONS, MAX_ITEMS, tightened
 
 
-def from_schema(schema: dict) -> str:
-    """llguidance's grammar for one JSON object of `schema`, tightened (see `structured.tightened`)."""
+def from_schema(schema: dict, max_tokens: int | None = None) -> str:
+    """llguidance's grammar for one JSON object of `schema`, tightened (`structured.tightened`): lists of at most
+    MAX_ITEMS and, for a reply of `max_tokens`, strings of at most that many characters (about a third of it)."""
     try:
-        return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema), defaults=JSON_OPTIONS)
+        return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema, MAX_ITEMS, max_tokens), JSON_OPTIONS)
     except ValueError as e:
         raise GrammarError(f"the JSON schema cannot be compiled: {_first_line(e)}") from None
 

@@ -80,24 +80,32 @@ async def with_fallback(
     return await call("off")
 
 
-def tightened(schema: dict, max_items: int = MAX_ITEMS) -> dict:
-    """`schema` as the local grammar engine enforces it: objects closed to the properties they list, and lists at
-    most `max_items` long, wherever the schema says nothing else. Every reply that fits it fits the original; left
-    loose, a small model invents keys or counts list items ("Question 35: ...") until its token budget runs out."""
+def tightened(schema: dict, max_items: int = MAX_ITEMS, max_chars: int | None = None) -> dict:
+    """`schema` as the local grammar engine enforces it: objects closed to the properties they list, lists at most
+    `max_items` long and strings at most `max_chars`, wherever the schema says nothing else. Every reply that fits
+    it fits the original; left loose, a small model invents keys, counts list items ("Question 35: ...") or repeats
+    a phrase until its token budget runs out, and the reply is cut mid-object."""
     if not isinstance(schema, dict):
         return schema
-    out = dict(schema)
+    out, again = dict(schema), lambda sub: tightened(sub, max_items, max_chars)
     for key in ("properties", "$defs", "definitions"):
         if isinstance(out.get(key), dict):
-            out[key] = {name: tightened(sub, max_items) for name, sub in out[key].items()}
+            out[key] = {name: again(sub) for name, sub in out[key].items()}
     for key in ("items", "additionalProperties", "not", "if", "then", "else", "contains"):
         if isinstance(out.get(key), dict):
-            out[key] = tightened(out[key], max_items)
+            out[key] = again(out[key])
     for key in ("anyOf", "oneOf", "allOf", "prefixItems"):
         if isinstance(out.get(key), list):
-            out[key] = [tightened(sub, max_items) for sub in out[key]]
+            out[key] = [again(sub) for sub in out[key]]
     if "properties" in out and "additionalProperties" not in out and "patternProperties" not in out:
         out["additionalProperties"] = False
-    if out.get("type") == "array" and "maxItems" not in out:
+    if _types(out) == {"array"} and "maxItems" not in out:
         out["maxItems"] = max(max_items, out.get("minItems", 0))
+    if max_chars and _types(out) == {"string"} and "maxLength" not in out and not {"enum", "const"} & set(out):
+        out["maxLength"] = max(max_chars, out.get("minLength", 0))
     return out
+
+
+def _types(schema: dict) -> set[str]:
+    kind = schema.get("type")
+    return set(kind) if isinstance(kind, list) else {kind} if kind else set()
