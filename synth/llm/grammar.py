@@ -19,9 +19,11 @@ from .structured import JSON_OPTIONS, MAX_ITEMS, tightened
 
 def from_schema(schema: dict, max_tokens: int | None = None) -> str:
     """llguidance's grammar for one JSON object of `schema`, tightened (`structured.tightened`): lists of at most
-    MAX_ITEMS and, for a reply of `max_tokens`, strings of at most that many characters (about a third of it)."""
+    MAX_ITEMS and, for a reply of `max_tokens`, strings of at most max_tokens / 2 characters (a sixth of the budget
+    in plain text, more in digits and URLs), so that the object can close within the budget."""
+    max_chars = max(16, max_tokens // 2) if max_tokens else None
     try:
-        return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema, MAX_ITEMS, max_tokens), JSON_OPTIONS)
+        return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema, MAX_ITEMS, max_chars), JSON_OPTIONS)
     except ValueError as e:
         raise GrammarError(f"the JSON schema cannot be compiled: {_first_line(e)}") from None
 
