@@ -215,6 +215,7 @@ def test_the_turn_grammar_takes_rendered_turns_and_refuses_broken_ones():
     assert not accepts(turn("Hm.", call=search) + "\n<answer>1872</answer>")  # two actions
     assert not accepts("<answer>1872</answer>")  # no thought
     assert not accepts(turn("x" * 400, answer="1872"))  # thoughts beyond what 256 tokens leave for the action
+    assert not accepts(turn("Hm.", answer="word " * 60))  # an answer past its 48 tokens: </answer> comes first
 
 
 def test_tightened_schemas_still_accept_what_the_original_requires():

@@ -90,7 +90,8 @@ TOOL_NAMES = frozenset(t["function"]["name"] for t in TOOLS)
 _VALIDATORS = {t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in TOOLS}
 
 MAX_ARGUMENT_CHARS = 120  # per string in a constrained tool call: a small model would otherwise ramble to the budget
-MAX_ANSWER_CHARS = 200
+MAX_ANSWER_TOKENS = 48  # an answer is a short phrase; the grammar closes </answer> after this many tokens
+MAX_CALL_ITEMS = 3  # queries or URLs per constrained call (the tools take up to 5)
 TURN_OVERHEAD_TOKENS = 96  # tags and a tool call: what a constrained turn keeps free of thinking
 
 _URL = re.compile(r"https?://[^\s)\]>\"']+")  # as the funnel finds them (filters/funnel.py)
@@ -235,17 +236,17 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
         [
             "start: THINK action",
             f"THINK: /<think>\\n[^<]{{1,{think_chars}}}\\n<\\/think>\\n/",
-            "action: tool_call | ANSWER",
+            'action: tool_call | "<answer>" answer "</answer>"',
             'tool_call: "<tool_call>\\n" call "\\n</tool_call>"',
             f"call: %json {call_schema}",
-            f"ANSWER: /<answer>[^<\\n]{{1,{MAX_ANSWER_CHARS}}}<\\/answer>/",
+            f"answer[max_tokens={MAX_ANSWER_TOKENS}]: /[^<\\n]+/",
         ]
     )
 
 
 def _arguments(name: str, parameters: dict, urls: list[str] | None) -> dict:
     """One tool's arguments in the turn grammar: tightened, and visit's urls among those shown."""
-    schema = tightened(bounded(parameters), max(MAX_QUERIES, MAX_URLS))
+    schema = tightened(bounded(parameters), MAX_CALL_ITEMS)
     if name == "visit" and urls and isinstance(schema.get("properties", {}).get("url"), dict):
         schema["properties"]["url"]["items"] = {"enum": urls}
     return schema

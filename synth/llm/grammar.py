@@ -19,9 +19,9 @@ from .structured import JSON_OPTIONS, MAX_ITEMS, tightened
 
 def from_schema(schema: dict, max_tokens: int | None = None) -> str:
     """llguidance's grammar for one JSON object of `schema`, tightened (`structured.tightened`): lists of at most
-    MAX_ITEMS and, for a reply of `max_tokens`, strings of at most max_tokens / 2 characters (a sixth of the budget
-    in plain text, more in digits and URLs), so that the object can close within the budget."""
-    max_chars = max(16, max_tokens // 2) if max_tokens else None
+    MAX_ITEMS and, for a reply of `max_tokens`, strings of at most max_tokens / 3 characters (a tenth of the budget
+    in plain text, more in digits and URLs), so that the object usually closes within the budget."""
+    max_chars = max(16, max_tokens // 3) if max_tokens else None
     try:
         return llguidance.LLMatcher.grammar_from_json_schema(tightened(schema, MAX_ITEMS, max_chars), JSON_OPTIONS)
     except ValueError as e:

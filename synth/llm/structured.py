@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 # Compact JSON, as json.dumps writes it: whitespace is where a small model wanders off (newlines, indents, loops).
 JSON_OPTIONS = {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}
-MAX_ITEMS = 4  # per JSON list, where a schema sets no maximum (see `tightened`)
+MAX_ITEMS = 3  # per JSON list, where a schema sets no maximum (see `tightened`)
 # what a server's 400 says when it does not know (or cannot honour) a structured-output field
 REFUSAL = re.compile(r"response_format|json_schema|structured_output|guided|grammar|ebnf", re.I)
 
