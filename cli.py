@@ -10,11 +10,20 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .synth.options import run_dir_option
+from .synth.options import (
+    MODEL_HELP,
+    STRUCTURED,
+    max_groups_option,
+    max_questions_option,
+    prepare_judge,
+    prepare_model,
+    rollouts_option,
+    run_dir_option,
+)
 
 # --help lists the commands in the order a run uses them, not alphabetically
-ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval",
-         "evolve", "validate")  # fmt: skip
+ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "audit", "push",
+         "eval", "evolve", "validate")  # fmt: skip
 
 
 # Stage commands live beside their stages and are imported only when used: several pull in pyarrow, numpy or
@@ -29,6 +38,7 @@ LAZY = {
     "funnel": "wdtk.filters.commands:funnel_cmd",
     "export": "wdtk.filters.commands:export_cmd",
     "report": "wdtk.report.commands:report_cmd",
+    "audit": "wdtk.report.commands:audit_cmd",
     "push": "wdtk.training.commands:push_cmd",
     "eval": "wdtk.training.commands:eval_cmd",
     "evolve": "wdtk.training.commands:evolve_cmd",
@@ -64,6 +74,16 @@ def main() -> None:
     training/sft.py and training/rl.py, and measure with eval (or let evolve loop).
 
     Start with `wdtk demo`, which runs the pipeline offline on a generated site and writes a report.
+
+    \b
+    Environment:
+      WDTK_MODEL, WDTK_API_BASE        --model and --api-base of every LLM stage
+      WDTK_JUDGE_MODEL, WDTK_JUDGE_API_BASE   --judge and --judge-api-base
+      OPENAI_API_KEY                   the key of an OpenAI-compatible endpoint
+      ANTHROPIC_API_KEY, GEMINI_API_KEY ...   provider keys, read by litellm
+      SERPER_API_KEY                   --search serper:URL
+      HF_TOKEN                         wdtk push (or `hf auth login`)
+      WDTK_CACHE_DIR                   where the embedded model's checkpoint is cached (~/.cache/wdtk)
     """
 
 
@@ -71,7 +91,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--kind",
     required=True,
@@ -98,40 +118,33 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option("--pages", default=300, type=click.IntRange(50, 100_000), help="Size of the generated site.")
 @click.option("--seed", default=0, type=int, help="Seed of the generated site.")
 @click.option("--max-pages", default=200, type=click.IntRange(1), help="Pages to crawl.")
-@click.option("--groups", default=2, type=click.IntRange(0), help="Page groups for CRAWLQA (0: stop after the crawl).")
+@max_groups_option(default=2)
 @click.option("--rewrites", default=1, type=click.IntRange(0), help="E2HQA rounds on CRAWLQA's output.")
 @click.option(
-    "--model",
-    envvar="WDTK_MODEL",
-    default="embedded",
-    help="LLM for synthesis; the embedded default is offline and tiny, so expect few kept pairs.",
-)
-@click.option("--api-base", envvar="WDTK_API_BASE", default=None, help="OpenAI-compatible endpoint for --model.")
-@click.option("--questions", default=2, type=click.IntRange(0), help="Questions to sample trajectories for.")
-@click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
+    "--model", envvar="WDTK_MODEL", show_envvar=True, default=None,
+    help=MODEL_HELP.replace("LLM:", "LLM for every stage:") + " The embedded model is tiny: expect few kept pairs.",
+)  # fmt: skip
 @click.option(
-    "--judge",
-    "judge_model",
-    default=None,
-    help="LLM judge for the funnel (default: --model, but exact match for the embedded model; 'none': exact match).",
+    "--api-base", envvar="WDTK_API_BASE", show_envvar=True, default=None, help="OpenAI-compatible endpoint of --model."
 )
+@max_questions_option("questions to sample trajectories for (0: stop after filtering)", default=2, minimum=0)
+@rollouts_option(aliases=())
 @click.option(
-    "--structured",
-    type=click.Choice(["auto", "on", "off"]),
-    default="auto",
-    envvar="WDTK_STRUCTURED",
-    help="Hold JSON replies to their schemas and agent turns to the ReAct grammar (see wdtk synth --help).",
-)
+    "--judge", "judge_model", default=None, envvar="WDTK_JUDGE_MODEL", show_envvar=True,
+    help="LLM judge for the funnel; 'none': exact match.  [default: --model; exact match for the embedded model, "
+    "whose verdicts are at chance]",
+)  # fmt: skip
+@STRUCTURED
 def demo(
     run_dir: Path,
     pages: int,
     seed: int,
     max_pages: int,
-    groups: int,
+    max_groups: int,
     rewrites: int,
-    model: str,
+    model: str | None,
     api_base: str | None,
-    questions: int,
+    limit: int,
     rollouts: int,
     judge_model: str | None,
     structured: str,
@@ -149,6 +162,13 @@ def demo(
     from .schemas.runlog import log_command
 
     started = time.monotonic()
+    groups, questions = max_groups, limit
+    if groups:
+        model = prepare_model(model, api_base)
+        # the embedded model judges no better than chance (bench/structured.py): exact match decides for it
+        judge = None if judge_model == "none" else judge_model or (None if model == "embedded" else model)
+        if judge != model:
+            prepare_judge(judge, None)
     (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
     log_command(run_dir)
     site_dir = run_dir / "site"
@@ -169,10 +189,11 @@ def demo(
         summary["filter"] = _demo_filter(run_dir, seeds)
         if questions and summary["filter"]["kept"]:
             summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts, small)
-            # the embedded model judges no better than chance (bench/structured.py): exact match decides for it
-            judge = None if judge_model == "none" else judge_model or (None if model == "embedded" else model)
             summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
     summary["report"] = str(_demo_report(run_dir))
+    from .report.audit import demo_lines  # the audit of the demo's data against its site's truth
+
+    click.echo("\n".join(demo_lines(run_dir)))
     (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
     click.echo(f"done in {time.monotonic() - started:.1f}s; report in {summary['report']}")
 
@@ -209,11 +230,12 @@ def _demo_synth(
 def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
     from .filters.qa_filter import FilterConfig, run
-    from .schemas import write_records
+    from .schemas import mark_complete, write_records
     from .synth.e2hqa import seed_record
 
     seed_dir = run_dir / "synth" / "seeds" / "records"
     write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
+    mark_complete(seed_dir)  # the whole of this input: the filter refuses directories not marked so
     sources = [
         p for p in (run_dir / "synth" / "crawlqa" / "records", run_dir / "synth" / "e2hqa" / "records", seed_dir)
     ]

@@ -137,8 +137,9 @@ async def run_mode(mode: str, tally: Tally, llm, work: dict, args) -> None:
     agent = AgentConfig(
         max_calls=3, max_new_tokens=160, max_context_tokens=3072, search_k=3, max_observation_chars=2000
     )
-    ctx.config = sample.SampleConfig(args.rollouts, agent, visit_max_tokens=192, visit_max_chars=2000)
-    for records, _ in await asyncio.gather(*(sample.sample_question(s, ctx) for s in seeds[: args.questions])):
+    ctx.config = sample.SampleConfig(args.rollouts, agent, visit_max_tokens=192, visit_max_chars=2000).per_rollout()
+    items = sample.rollout_items(seeds[: args.questions], args.rollouts)
+    for records, _ in await asyncio.gather(*(sample.sample_rollout(item, ctx) for item in items)):
         for t in records:
             turns = [m for m in t["messages"][2:] if m["role"] == "assistant"]
             tally.rollouts += 1

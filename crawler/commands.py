@@ -19,7 +19,7 @@ def site() -> None:
 @click.option("--pages", default=1000, type=click.IntRange(50, 100_000), help="Number of HTML pages to write.")
 @click.option("--seed", default=0, type=int, help="Same seed and page count give byte-identical sites.")
 def site_build(directory: Path, pages: int, seed: int) -> None:
-    """Write a deterministic fictional encyclopedia to DIRECTORY, with its ground truth under _truth/."""
+    """Write a deterministic fictional encyclopedia to DIRECTORY, its ground truth under _truth/, and eval.jsonl."""
     from rich.progress import Progress
 
     from .sitegen import build_site
@@ -31,7 +31,7 @@ def site_build(directory: Path, pages: int, seed: int) -> None:
         )
     click.echo(
         f"wrote {summary['pages']} pages ({summary['entities']} entities, {summary['facts']} facts) "
-        f"to {directory} in {summary['seconds']:.1f}s"
+        f"to {directory} in {summary['seconds']:.1f}s; questions for `wdtk eval` in {directory / 'eval.jsonl'}"
     )
 
 
@@ -45,7 +45,11 @@ def site_serve(directory: Path, port: int, quiet: bool) -> None:
 
     if not (directory / "index.html").exists():
         raise click.ClickException(f"{directory} has no index.html: build it first with `wdtk site build {directory}`")
-    serve(directory, port=port, quiet=quiet)
+    try:
+        serve(directory, port=port, quiet=quiet)
+    except OSError as exc:  # the port is taken, or not ours to bind
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}; pick another --port "
+                                   "(0 picks a free one)") from None  # fmt: skip
 
 
 # --- crawl ------------------------------------------------------------------------------------
@@ -82,9 +86,11 @@ def _crawl_options(fn):
             click.option("--restart", is_flag=True, help="Forget saved crawl state and earlier shards; start over."),
             click.option(
                 "--log-level",
-                default="WARNING",
+                "-L",
+                default="INFO",
                 type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-                help="Scrapy's log level.",
+                show_default=True,
+                help="INFO: progress and summary; DEBUG adds Scrapy's own log, every request included.",
             ),
             click.option(
                 "--set", "settings", multiple=True, metavar="NAME=VALUE", help="Any Scrapy setting (repeatable)."
@@ -106,31 +112,63 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict:
 
 
 def run_crawl(roots, out_dir: Path, max_pages: int, **opts) -> dict:
-    """Crawl with a progress bar, then print the summary table."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """Crawl with progress (a bar on a terminal, a line every few seconds otherwise), then print the summary."""
+    import sys
 
     from .run import CrawlConfig, crawl
 
     opts["settings"] = _parse_settings(opts.get("settings", ()))
     cfg = CrawlConfig(roots=roots, out_dir=out_dir, max_pages=max_pages, **opts)
-    columns = [TextColumn("crawling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    with Progress(*columns, transient=True) as bar:
-        task = bar.add_task("crawl", total=max_pages or None)
-        summary = crawl(cfg, on_page=lambda _: bar.advance(task))
+    if sys.stdout.isatty():
+        summary = _crawl_with_bar(cfg, crawl)
+    else:  # logs: the progress extension's line every 5 s on stderr
+        cfg.settings.setdefault("WDTK_PROGRESS_INTERVAL", "5")
+        summary = crawl(cfg)
     _print_summary(summary, out_dir)
     return summary
 
 
+def _crawl_with_bar(cfg, crawl) -> dict:
+    """A rich bar: pages of max-pages with an ETA, rate and queue; log lines print above it."""
+    from rich.logging import RichHandler
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn("crawling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TextColumn("{task.fields[queued]} queued"), TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
+    cfg.settings.setdefault("WDTK_PROGRESS_INTERVAL", "0")  # the bar says it
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task("crawl", total=cfg.max_pages or None, rate="", queued=0)
+
+        def update(progress: dict) -> None:
+            speed = bar.tasks[task].speed
+            bar.update(task, completed=progress["pages"], queued=progress["queued"],
+                       rate=f"{speed:.1f} pages/s" if speed else "")  # fmt: skip
+
+        handler = RichHandler(console=bar.console, show_path=False, show_time=False)
+        return crawl(cfg, on_page=update, log_handler=handler)
+
+
 def _print_summary(summary: dict, out_dir: Path) -> None:
+    if summary.get("already_complete"):
+        click.echo(
+            f"already complete: {summary.get('pages', 0)} pages in {out_dir / 'pages'} (--restart to crawl again)"
+        )
+        return
+    state = "complete" if summary["complete"] else f"not complete, {summary['queued']} queued: run again to resume"
     click.echo(
-        f"crawled {summary['pages']} pages in {summary['seconds']}s "
-        f"({summary['pages_per_minute']} pages/min; {summary['finish_reason']}) -> {out_dir / 'pages'}"
+        f"crawled {summary['new_pages']} pages in {summary['seconds']}s ({summary['pages_per_minute']} pages/min; "
+        f"{summary['finish_reason']}); {summary['pages']} in all, {state} -> {out_dir / 'pages'}"
     )
     for group in ("skipped", "links_not_followed", "errors"):
         if summary[group]:
             click.echo(f"  {group.replace('_', ' ')}: " + ", ".join(f"{k} {v}" for k, v in summary[group].items()))
-    if summary["pages"] == 0 and summary["finish_reason"] == "finished":
-        click.echo("  nothing new to crawl: the saved state says it was all done (use --restart to crawl again)")
 
 
 @click.command("crawl")
@@ -145,10 +183,10 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
 )
 @_crawl_options
 def crawl_cmd(roots: tuple[str, ...], out_dir: Path, **opts) -> None:
-    """Crawl ROOTS (URLs) and their sublinks, writing page records to OUT/pages.
+    """Crawl ROOTS (URLs) and their sublinks, breadth first, writing page records to OUT/pages.
 
-    Stays on the roots' sites unless --allow widens it. Interrupt with Ctrl-C once and run the same
-    command again to resume where it stopped.
+    Stays on the roots' sites unless --allow widens it. However it stopped (Ctrl-C, a crash, SIGKILL), run the
+    same command again to resume: the written pages are kept and not fetched again.
     """
     for root in roots:
         if not root.startswith(("http://", "https://")):

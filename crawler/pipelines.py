@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
+import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from scrapy.exceptions import DropItem, NotConfigured
@@ -39,6 +43,21 @@ def build_record(item: dict) -> tuple[dict, str | None]:
     return record, error
 
 
+def worker_init(parent: int) -> None:
+    """Run in each extraction worker: leave Ctrl-C to the crawl, and die with it, even by SIGKILL (Linux).
+
+    Ctrl-C reaches the whole process group: a worker that took it would break the pool under the crawl's graceful
+    stop. A SIGKILLed crawl would leave its workers running, holding memory and the output directory.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 class ExtractPipeline:
     """Turns PageItems into validated page records, extracting text in worker processes.
 
@@ -59,8 +78,22 @@ class ExtractPipeline:
 
     def open_spider(self) -> None:
         if self.workers:
-            # spawn, not fork: the reactor process has threads, and forking those can deadlock a child.
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self.pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the reactor process has threads, and forking those can deadlock a child.
+        context = multiprocessing.get_context("spawn")
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=worker_init, initargs=(os.getpid(),))
+
+    async def _extract(self, item: dict) -> tuple[dict, str | None]:
+        """build_record in a worker; a pool broken by a dead worker (OOM killer) is replaced and the item retried."""
+        try:
+            return await asyncio.wrap_future(self.pool.submit(build_record, item))
+        except BrokenProcessPool:
+            self.crawler.spider.logger.warning("an extraction worker died; starting new ones")
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+            return await asyncio.wrap_future(self.pool.submit(build_record, item))
 
     def close_spider(self) -> None:
         if self.pool:
@@ -70,7 +103,7 @@ class ExtractPipeline:
         item, stats = dict(item), self.crawler.stats
         try:
             if self.pool:
-                record, error = await asyncio.wrap_future(self.pool.submit(build_record, item))
+                record, error = await self._extract(item)
             else:
                 record, error = build_record(item)
         except RecordError as exc:
@@ -85,12 +118,17 @@ class ExtractPipeline:
 
 
 class ShardPipeline:
-    """Writes page records as shards under WDTK_OUTPUT_DIR/pages (set by `wdtk crawl -o DIR`)."""
+    """Writes page records as shards under WDTK_OUTPUT_DIR/pages (set by `wdtk crawl -o DIR`).
 
-    def __init__(self, out_dir: str, fmt: str, shard_size: int) -> None:
+    A shard is closed every WDTK_SHARD_SIZE records or WDTK_SHARD_SECONDS seconds, whichever comes first: the
+    shards are the crawl's checkpoint, so a kill loses (and a restart refetches) at most that much.
+    """
+
+    def __init__(self, out_dir: str, fmt: str, shard_size: int, shard_seconds: float = 5.0) -> None:
         self.dir = Path(out_dir) / "pages"
-        self.fmt, self.shard_size = fmt, shard_size
+        self.fmt, self.shard_size, self.shard_seconds = fmt, shard_size, shard_seconds
         self.writer: ShardWriter | None = None
+        self.in_shard, self.opened = 0, time.monotonic()  # records in the open shard; when it got its first
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -98,17 +136,24 @@ class ShardPipeline:
         if not out:
             raise NotConfigured("WDTK_OUTPUT_DIR not set: records go to feed exports (-o/-O) only")
         s = crawler.settings
-        return cls(out, s.get("WDTK_OUTPUT_FORMAT", "jsonl.gz"), s.getint("WDTK_SHARD_SIZE", 1000))
+        fmt, size = s.get("WDTK_OUTPUT_FORMAT", "jsonl.gz"), s.getint("WDTK_SHARD_SIZE", 1000)
+        return cls(out, fmt, size, s.getfloat("WDTK_SHARD_SECONDS", 5.0))
 
     def open_spider(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         # records arrive validated by ExtractPipeline; no second check here
-        self.writer = ShardWriter(self.dir, fmt=self.fmt, shard_size=self.shard_size)
+        self.writer = ShardWriter(self.dir, fmt=self.fmt, shard_size=self.shard_size, complete_on_close=False)
 
     def close_spider(self) -> None:
         if self.writer:
             self.writer.close()
 
     def process_item(self, item: dict) -> dict:
+        if not self.in_shard:
+            self.opened = time.monotonic()  # a new shard starts with this record
         self.writer.write(item)
+        self.in_shard = (self.in_shard + 1) % self.shard_size  # the writer closes a full shard itself
+        if self.in_shard and time.monotonic() - self.opened >= self.shard_seconds:
+            self.writer.flush()
+            self.in_shard = 0
         return item

@@ -27,6 +27,21 @@ def site_of(url: str) -> str:
     return f"{(parts.hostname or '').lower()}:{port if port not in (80, 443) else 'default'}"
 
 
+def check_root(url: str) -> str:
+    """`url`, made absolute (https:// by default), if a crawl can start there; else ValueError saying why."""
+    url = url if "://" in url else f"https://{url}"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"root {url!r} is not an http(s) URL")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise ValueError(f"root {url!r} has an invalid port (0 to 65535)") from None
+    if not parts.hostname:
+        raise ValueError(f"root {url!r} has no host")
+    return url
+
+
 @dataclass(frozen=True)
 class Scope:
     """The crawl's boundary. `allow` admits off-site URLs that match; `deny` excludes any that match."""
@@ -37,14 +52,24 @@ class Scope:
     _sites: frozenset[str] = field(init=False, repr=False)
     _allow: tuple[re.Pattern, ...] = field(init=False, repr=False)
     _deny: tuple[re.Pattern, ...] = field(init=False, repr=False)
+    _reasons: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_sites", frozenset(site_of(r) for r in self.roots))
         object.__setattr__(self, "_allow", tuple(re.compile(p) for p in self.allow))
         object.__setattr__(self, "_deny", tuple(re.compile(p) for p in self.deny))
+        object.__setattr__(self, "_reasons", {})
 
     def skip_reason(self, url: str) -> str | None:
         """Why `url` is outside the crawl ('scheme', 'extension', 'offsite', 'denied'), or None if it is in."""
+        cache = self._reasons
+        if url not in cache:
+            if len(cache) > 1 << 16:  # pages repeat the same chrome links: a bounded memo of recent answers
+                cache.clear()
+            cache[url] = self._reason(url)
+        return cache[url]
+
+    def _reason(self, url: str) -> str | None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https"):
             return "scheme"

@@ -4,8 +4,8 @@
     back to itself), every tool call names a real tool with valid arguments and gets its response;
 (b) correctness: a judge compares the final answer with the gold one (an LLM, GAIA-style; exact match and F1
     without one); every verdict is kept as a judgement record naming the judge model and prompt version;
-(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer that no
-    tool response contains, over-long trajectories.
+(c) quality: too many actions, identical calls repeated, URLs visited that no search returned, an answer (or a gold
+    answer) that no tool response contains, over-long trajectories.
 Kept trajectories go to OUT/records, each drop to OUT/rejects as {"stage", "reason", "record"}, verdicts to
 OUT/judgements, and questions left with no surviving rollout to OUT/rl_pool, as WebDancer does.
 """
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..schemas import ShardWriter, batched, read_records
+from ..schemas import ShardWriter, batched, check_accounting, mark_complete, read_records, require_complete
 from ..synth.agent.format import check_call, parse_turn, render_assistant
 from ..synth.text import contains, is_number
 from .judge import Judge, judge_many
@@ -39,6 +39,7 @@ class FunnelConfig:
     max_repeats: int = 0  # identical tool calls allowed beyond the first
     max_tokens: int = 24_000  # estimated tokens of the whole trajectory (characters / 4)
     require_support: bool = True  # the answer must appear in a tool response (counts are exempt)
+    require_gold_support: bool = True  # so must the gold answer, with require_support
 
 
 def validity_reason(t: dict) -> str | None:
@@ -96,12 +97,18 @@ def quality_reason(t: dict, cfg: FunnelConfig) -> str | None:
     if _invented_url(t["messages"]):
         return "hallucinated_url"
     observations = [m["content"] for m in t["messages"] if m["role"] == "tool"]
-    answer = t.get("prediction", "")
-    if cfg.require_support and not is_number(answer) and not any(contains(o, answer) for o in observations):
+    if cfg.require_support and not _read(t.get("prediction", ""), observations):
         return "unsupported_answer"
+    if cfg.require_support and cfg.require_gold_support and not _read(str(t.get("answer", "")), observations):
+        return "gold_unsupported"  # judged correct, yet nothing it read states the gold answer: a judge's slip
     if sum(len(m["content"]) + len(m.get("reasoning_content", "")) for m in t["messages"]) / 4 > cfg.max_tokens:
         return "too_long"
     return None
+
+
+def _read(answer: str, observations: list[str]) -> bool:
+    """Whether a tool response states `answer` (a number counts as read: a count is worked out, not read)."""
+    return is_number(answer) or any(contains(o, answer) for o in observations)
 
 
 def _invented_url(messages: list[dict]) -> bool:
@@ -124,8 +131,15 @@ def run(
     judge: Judge,
     qa_sources: Iterable[Path] = (),
     batch: int = 512,
+    allow_incomplete: bool = False,
 ) -> dict:
-    """Run the funnel over trajectory records into out_dir; return the summary (also OUT/summary.json)."""
+    """Run the funnel over trajectory records into out_dir; return the summary (also OUT/summary.json).
+
+    A source directory whose stage did not finish is refused unless `allow_incomplete`; the output directories
+    are marked complete last, once every trajectory is accounted for."""
+    sources = list(sources)
+    for source in sources:
+        require_complete(source, allow_incomplete)
     return asyncio.run(_run(sources, out_dir, cfg, judge, qa_sources, batch))
 
 
@@ -150,7 +164,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
     outcomes: dict[str, Counter] = defaultdict(Counter)  # question id -> what became of its rollouts
     questions: dict[str, dict] = {}
     agreement = Counter()
-    writers = {n: ShardWriter(out_dir / n, kind=k) for n, k in _OUTPUTS.items()}
+    writers = {n: ShardWriter(out_dir / n, kind=k, complete_on_close=False) for n, k in _OUTPUTS.items()}
     with writers["records"], writers["rejects"], writers["judgements"]:
         for chunk in batched(read_all(sources), batch):
             validity = [validity_reason(t) for t in chunk]
@@ -176,7 +190,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
                     writers["records"].write(t)
                     outcomes[t["question_id"]]["kept"] += 1
     pool = rl_pool(questions, outcomes, _qa_index(qa_sources))
-    with ShardWriter(out_dir / "rl_pool") as writer:
+    with ShardWriter(out_dir / "rl_pool", complete_on_close=False) as writer:
         for row in pool:
             writer.write(row)
     kept = entered["quality"] - sum(counts["quality"].values())
@@ -197,7 +211,12 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
         "seconds": round(time.monotonic() - started, 2),
         "usage": judge.client.usage.summary() if judge.client is not None else {},
     }
+    check_accounting(
+        "funnel", entered["validity"], kept=kept, dropped=sum(sum(c.values()) for c in map(counts.get, STAGES))
+    )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for name in (*_OUTPUTS, "rl_pool"):
+        mark_complete(out_dir / name, stage="funnel")
     if judge.client is not None:
         await judge.client.aclose()  # its connections belong to this event loop
     return summary

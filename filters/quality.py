@@ -24,11 +24,12 @@ class QualityConfig:
     min_question_words: int = 4
     max_question_chars: int = 2000
     min_hops: int = 0  # E2HQA difficulty: records with fewer rewrite hops are dropped
+    answer_words: bool = True  # drop a several-word answer whose every word is in the question
 
 
 def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
     """The first reason `qa` fails the filter (malformed, empty_answer, answer_too_long, answer_in_question,
-    not_a_question, question_too_long, too_few_hops), or None to keep it."""
+    answer_words_in_question, not_a_question, question_too_long, too_few_hops), or None to keep it."""
     try:
         validate(qa, "qa")
     except RecordError:
@@ -40,6 +41,8 @@ def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
         return "answer_too_long"
     if contains(question, answer):
         return "answer_in_question"
+    if cfg.answer_words and answer_words_in(question, answer):
+        return "answer_words_in_question"
     if len(question.split()) < cfg.min_question_words or not is_question(question):
         return "not_a_question"
     if len(question) > cfg.max_question_chars:
@@ -47,6 +50,12 @@ def drop_reason(qa: dict, cfg: QualityConfig) -> str | None:
     if len(qa.get("hops", [])) < cfg.min_hops:
         return "too_few_hops"
     return None
+
+
+def answer_words_in(question: str, answer: str) -> bool:
+    """Whether every word of a several-word answer appears in the question, in any order ("Vael, Dorn")."""
+    words = set(normalize(answer).split())
+    return len(words) > 1 and words <= set(normalize(question).split())
 
 
 def is_question(text: str) -> bool:

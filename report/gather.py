@@ -16,6 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..schemas import RecordError, read_records
 from ..synth.llm.client import STATS
+from .audit import report_figures
 from .charts import clip, histogram
 from .html import render
 
@@ -352,6 +353,7 @@ def gather(run_dir: str | Path) -> dict:
     f["steps"], f["drops"] = _steps(f), _drops(f)
     usage = {"crawlqa": f["synth"]["crawlqa"], "e2hqa": f["synth"]["e2hqa"], "sample": f["sample"]}
     f["usage"] = _usage({**usage, "funnel": f["funnel"]})
+    f["audit"] = report_figures(run)
     f["provenance"] = {role: {k: dict(c.most_common()) for k, c in keys.items()} for role, keys in prov.items()}
     f["warnings"] = warnings
     return f

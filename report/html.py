@@ -307,6 +307,47 @@ def _step(s: dict) -> str:
     return f'<li><span class="tag answer">answer</span>{esc(s["text"])}</li>'
 
 
+def _audit(f: dict) -> str:
+    a = f.get("audit") or {"unavailable": "not gathered"}
+    if "unavailable" in a:
+        return f'<p class="notrun">not available: {esc(a["unavailable"])}</p>'
+    labels = {"all": "all", "rejected": "dropped by the checks", "kept": "kept by the checks",
+              "final": "with a kept trajectory"}  # fmt: skip
+    keys = ("n", "correct", "unique", "leak", "unresolved", "good")
+    rows = [[label, *(a["qa"][g][k] for k in keys)] for g, label in labels.items()]
+    qa = table(["QA records", "n", "correct", "unique", "leaked", "unresolved", "good"], rows, {1, 2, 3, 4, 5, 6})
+    p, y, t, tok = a["precision"], a["yield"], a["trajectories"], a["tokens"]
+    pct = lambda x: "–" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    head = (
+        f'<p><span class="big" id="precision">{pct(p["final"])}</span> of the questions with a kept trajectory are '
+        f"correct, have one answer and do not leak it ({num(a['qa']['final']['good'])} of "
+        f"{num(a['qa']['final']['n'])}); of the QA kept by the checks: {pct(p['kept'])}.</p>"
+        f"<p class=\"note\">Judged against the site's ground truth ({num(a['facts'])} facts): each record's claims "
+        "matched to facts.json; unresolved records count as not good.</p>"
+    )
+    steps = [["QA written (kept or not)", y["synthesised"]], ["kept by the checks", y["kept"]],
+             ["with a kept trajectory", y["final"]], ["kept trajectories", y["kept_trajectories"]]]  # fmt: skip
+    hops = [[src, r, h["n"], h["mean"]] for src, rs in a["hops"].items() for r, h in rs.items()]
+    judge = [["judged against the truth", t["judged"]], ["agree", t["agree"]], ["false accepts", t["false_accepts"]],
+             ["false rejects", t["false_rejects"]], ["… of them against a wrong gold", t["false_rejects_wrong_gold"]],
+             ["answer in a tool response", t["in_tool_response"]]]  # fmt: skip
+    dropped = [[r, d["n"], d["good"]] for r, d in a["dropped"].items()]
+    usage = [
+        ["total", tok["total"]],
+        ["per kept QA", tok["per_kept_qa"]],
+        ["per question kept", tok["per_final_question"]],
+    ]
+    return (
+        head + f'<div class="grid"><div>{qa}<h3>Yield</h3>{table([], steps, {1})}</div>'
+        f"<div><h3>Hops per question (claims from a named entity to the answer)</h3>"
+        f"{table(['method', 'rewrite rounds', 'questions', 'mean hops'], hops, {1, 2, 3})}"
+        f"<h3>Trajectories: the judge against the truth</h3>{table([], judge, {1})}"
+        f"<h3>LLM tokens</h3>{table([], usage, {1})}</div></div>"
+        f"<h3>What the checks dropped, and how much of it was good</h3>"
+        f"{table(['reason', 'dropped', 'good by the truth'], dropped, {1, 2})}"
+    )
+
+
 def _funnel(f: dict) -> str:
     return (
         funnel_svg(f["steps"])
@@ -319,6 +360,7 @@ SECTIONS = [
     ("run", "Run"),
     ("funnel", "Funnel"),
     ("drops", "Drop reasons"),
+    ("audit", "Data quality (ground truth)"),
     ("types", "QA types"),
     ("hops", "E2HQA hops"),
     ("trajectories", "Actions and tokens"),
@@ -331,6 +373,7 @@ _BODIES = {
     "run": _run_info,
     "funnel": _funnel,
     "drops": _drops,
+    "audit": _audit,
     "types": _types,
     "hops": _hops,
     "trajectories": _trajectories,

@@ -8,22 +8,35 @@ from pathlib import Path
 import click
 
 from .options import (
+    SEARCH_HELP,
     agent_config,
     agent_options,
     llm_options,
+    max_groups_option,
+    max_questions_option,
     out_option,
+    prepare_model,
     require_index,
     require_inputs,
+    require_records,
+    rollouts_option,
     run_dir_option,
     run_with_progress,
     stage_backends,
 )
 
+PAGES_HINT = "run `wdtk crawl URL -o DIR/crawl` (or `wdtk demo`) first"
+
 
 @click.group(invoke_without_command=True, context_settings={"show_default": True})
 @run_dir_option("Working directory: reads crawl/pages and index/, writes synth/.")
 @click.option("--rewrites", default=3, type=click.IntRange(0), help="E2HQA rounds on top of CRAWLQA (0: none).")
-@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@max_groups_option()
+@click.option("--graphqa", is_flag=True, help="Also run graph-walk synthesis (see `wdtk synth graphqa`).")
+@click.option(
+    "--hops", default="3..6", callback=lambda c, p, v: hops_range(v), metavar="MIN..MAX", help="graphqa walks."
+)
+@click.option("--max-walks", default=None, type=click.IntRange(1), help="Use at most this many graphqa walks.")
 @llm_options
 @click.pass_context
 def synth(
@@ -34,6 +47,9 @@ def synth(
     model: str,
     api_base: str | None,
     restart: bool,
+    graphqa: bool,
+    hops: tuple[int, int],
+    max_walks: int | None,
     **opts,
 ) -> None:
     """Synthesise QA: CRAWLQA on the crawled pages, then E2HQA rounds on its output.
@@ -46,8 +62,18 @@ def synth(
         return
     from ..schemas.runlog import log_command
 
+    require_records(
+        [run_dir / "crawl" / "pages"],
+        "page",
+        "crawled pages",
+        PAGES_HINT,
+        allow_incomplete=opts.get("allow_incomplete", False),
+    )
+    model = prepare_model(model, api_base)
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
+    if graphqa:
+        graphqa_step(run_dir, hops, max_walks, model, api_base, restart, **opts)
 
 
 def synthesise(
@@ -96,15 +122,15 @@ def synthesise(
     return summaries
 
 
-_stage_out = out_option("Output: records/, rejects/, summary.json, resumable state.")
+_stage_out = out_option("Output: records/, rejects/, summary.json, resumable state.", required=True)
 
 
 @synth.command("crawlqa")
-@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@click.argument("pages", type=click.Path(path_type=Path))
 @_stage_out
 @click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
 @click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
-@click.option("--max-groups", default=None, type=click.IntRange(1), help="Use at most this many page groups.")
+@max_groups_option()
 @llm_options
 def crawlqa_cmd(
     pages: Path,
@@ -120,6 +146,8 @@ def crawlqa_cmd(
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
     from . import crawlqa
 
+    require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
+    model = prepare_model(model, api_base)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
     backends, run_opts = stage_backends(out_dir, model, api_base, None, **opts)
@@ -129,17 +157,17 @@ def crawlqa_cmd(
 
 
 @synth.command("e2hqa")
-@click.argument("seeds", type=click.Path(exists=True, path_type=Path))
+@click.argument("seeds", type=click.Path(path_type=Path))
 @_stage_out
 @click.option(
     "--search",
     "search",
     required=True,
     metavar="ENGINE",
-    help="bm25:INDEX_DIR (from `wdtk index`), serper:URL or searxng:URL.",
+    help=SEARCH_HELP,
 )
 @click.option("--rewrites", default=3, type=click.IntRange(1), help="Rounds of entity rewriting per question.")
-@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many seeds.")
+@max_questions_option("seeds")
 @llm_options
 def e2hqa_cmd(
     seeds: Path,
@@ -155,6 +183,15 @@ def e2hqa_cmd(
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
     from . import e2hqa
 
+    require_records(
+        [seeds],
+        "question",
+        "seed questions",
+        "JSONL rows with a question and an answer",
+        allow_incomplete=opts["allow_incomplete"],
+    )
+    require_index(search)
+    model = prepare_model(model, api_base)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
         "e2hqa",
@@ -162,6 +199,93 @@ def e2hqa_cmd(
         restart,
         lambda p: e2hqa.run(seeds, out_dir, e2hqa.E2HQAConfig(rewrites=rewrites), backends, run_opts, limit, p),
     )
+
+
+# --- graph-walk synthesis (issue 15) -------------------------------------------------------------------------------
+
+
+def hops_range(text: str) -> tuple[int, int]:
+    """Walk hops from "3..6" (or "4") as (min, max)."""
+    low, _, high = text.partition("..")
+    try:
+        low_n, high_n = int(low), int(high or low)
+    except ValueError:
+        raise click.BadParameter(f"expected MIN..MAX, e.g. 3..6, not {text!r}") from None
+    if not 1 <= low_n <= high_n:
+        raise click.BadParameter(f"expected 1 <= MIN <= MAX, not {text!r}")
+    return low_n, high_n
+
+
+def graphqa_step(run_dir: Path, hops: tuple[int, int], max_walks, model, api_base, restart=False, **opts) -> dict:
+    """graphqa on run_dir/crawl/pages into run_dir/synth/graphqa, its uniqueness check searching run_dir/index."""
+    from . import graphqa
+    from .linkgraph import WalkConfig
+
+    pages = run_dir / "crawl" / "pages"
+    index = _ensure_index(pages, run_dir / "index")
+    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{index}", **opts)
+    cfg = graphqa.GraphQAConfig(walk=WalkConfig(min_hops=hops[0], max_hops=hops[1]))
+    out = run_dir / "synth" / "graphqa"
+    return run_with_progress(
+        "graphqa", out, restart, lambda p: graphqa.run(pages, out, cfg, backends, run_opts, max_walks, p)
+    )
+
+
+@synth.command("graphqa")
+@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@_stage_out
+@click.option(
+    "--hops", default="3..6", callback=lambda c, p, v: hops_range(v), metavar="MIN..MAX", help="Links a walk follows."
+)
+@click.option("--max-walks", default=None, type=click.IntRange(1), help="Use at most this many walks.")
+@click.option("--walks-per-page", default=1, type=click.IntRange(1), help="Walks started from each page.")
+@click.option("--seed", default=0, type=int, help="Seed of the walks.")
+@click.option(
+    "--search",
+    metavar="ENGINE",
+    help="Engine the uniqueness check searches (default: a BM25 index of PAGES in OUT/index).",
+)
+@click.option("--no-uniqueness", is_flag=True, help="Keep questions without searching for a second answer.")
+@llm_options
+def graphqa_cmd(
+    pages: Path,
+    out_dir: Path,
+    hops: tuple[int, int],
+    max_walks: int | None,
+    walks_per_page: int,
+    seed: int,
+    search: str | None,
+    no_uniqueness: bool,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """Graph-walk synthesis: hard questions composed along random walks over the crawl's links (PAGES: page records).
+
+    Each walk's pages have their facts extracted as claims; the LLM composes one question whose answer is on the
+    walk's last page, names and numbers blurred; it is kept when every claim is on its page, the answer is not in
+    the question, and search finds no second answer. Run `wdtk filter --difficulty` on OUT/records for the
+    difficulty gate. A killed run resumes where it stopped when started again.
+    """
+    from . import graphqa
+    from .linkgraph import WalkConfig
+
+    require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
+    model = prepare_model(model, api_base)
+    walk = WalkConfig(min_hops=hops[0], max_hops=hops[1], walks_per_page=walks_per_page, seed=seed)
+    cfg = graphqa.GraphQAConfig(walk=walk, rivals=None if no_uniqueness else graphqa.RivalConfig())
+    engine = None if no_uniqueness else search or f"bm25:{out_dir / 'index'}"
+    if search:
+        require_index(search)
+    backends, run_opts = stage_backends(out_dir, model, api_base, engine, **opts)
+
+    def call(progress):
+        if engine and not search:  # built here: --restart empties OUT first
+            _ensure_index(pages, out_dir / "index")
+        return graphqa.run(pages, out_dir, cfg, backends, run_opts, max_walks, progress)
+
+    run_with_progress("graphqa", out_dir, restart, call)
 
 
 def _ensure_index(pages: Path, index_dir: Path) -> Path:
@@ -182,27 +306,37 @@ def _ensure_index(pages: Path, index_dir: Path) -> Path:
     return index_dir
 
 
-@click.command()
-@click.argument("pages", type=click.Path(exists=True, path_type=Path))
-@out_option("Index directory (the offline search engine for E2HQA, visit and sampling).")
-def index(pages: Path, out_dir: Path) -> None:
-    """Build a persistent local BM25 index over page records (PAGES: a shard directory or file)."""
+@click.command(context_settings={"show_default": True})
+@click.argument("pages", required=False, type=click.Path(path_type=Path))
+@run_dir_option("Run directory: default input DIR/crawl/pages, output DIR/index.")
+@out_option("Index directory (the offline search engine for E2HQA, visit and sampling).  [default: DIR/index]")
+def index(pages: Path | None, run_dir: Path, out_dir: Path | None) -> None:
+    """Build a persistent local BM25 index over page records (PAGES: a shard directory or file; default
+    DIR/crawl/pages, as `wdtk crawl -o DIR/crawl` leaves them)."""
+    from ..schemas import WdtkError
     from .search.bm25 import build_index
 
-    summary = build_index(pages, out_dir)
+    pages = pages or run_dir / "crawl" / "pages"
+    for inner, what in ((pages / "crawl" / "pages", "a run directory"), (pages / "pages", "a crawl's output")):
+        if inner.is_dir():  # its JSON files (commands.jsonl, crawl_summary.json) are not pages
+            raise WdtkError(f"{pages} is {what}: its page records are in {inner}; name that, or use --dir")
+    require_records([pages], "page", "page records", PAGES_HINT)
+    out_dir = out_dir or run_dir / "index"
+    try:
+        summary = build_index(pages, out_dir)
+    except FileExistsError as e:
+        raise WdtkError(str(e)) from None
     click.echo(f"indexed {summary.get('documents', summary)} pages -> {out_dir}")
 
 
 @click.command("sample", context_settings={"show_default": True})
-@click.argument("sources", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
 @run_dir_option("Run directory: default input DIR/filter/records, search DIR/index, output DIR/sample.")
-@out_option("Default: DIR/sample.", required=False)
-@click.option(
-    "--search", metavar="ENGINE", help="bm25:INDEX_DIR, serper:URL or searxng:URL (default: bm25:DIR/index)."
-)
-@click.option("--rollouts", default=3, type=click.IntRange(1), help="Trajectories per question.")
+@out_option("Output directory.  [default: DIR/sample]")
+@click.option("--search", metavar="ENGINE", help=SEARCH_HELP + "  [default: bm25:DIR/index]")
+@rollouts_option(aliases=())
 @agent_options
-@click.option("--limit", default=None, type=click.IntRange(1), help="Use at most this many questions.")
+@max_questions_option()
 @llm_options
 def sample(
     sources: tuple[Path, ...],
@@ -226,9 +360,11 @@ def sample(
     from .sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
-    require_inputs(sources, "QA records", "run `wdtk filter` first or name the QA files")
+    hint = "run `wdtk filter --dir DIR` first or name the QA files"
+    require_records(sources, "question", "QA records", hint, allow_incomplete=opts["allow_incomplete"])
     search = search or f"bm25:{run_dir / 'index'}"
     require_index(search)
+    model = prepare_model(model, api_base)
     out_dir = out_dir or run_dir / "sample"
     log_command(run_dir)
     agent = agent_config(opts)

@@ -3,7 +3,9 @@
 A group is a root page plus the pages it links to (navigation links, those found on a large share of
 all pages, are left out). The LLM gets the group's text and the requested question types and answers
 in JSON; every pair is then checked (type asked for, short answer, answer not in the question, evidence
-URLs from the group, answer supported by the evidence text) and kept or rejected with a reason.
+URLs from the group, answer supported by the evidence text) and kept or rejected with a reason. Each pair carries
+its claims (synth/claims.py): the facts it is built from, one of them stating the answer, each checked against its
+source page; a pair with no claims, none carrying the answer, or one its page does not state is rejected.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import read_records, record_id
+from ..schemas import record_id
+from . import claims as claimlib
 from .llm.base import Sampling
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
 from .text import contains, is_number, normalize, word_count
 
@@ -45,6 +48,7 @@ QA_OUTPUT_SCHEMA = {
                     "answer": {"type": ["string", "number"]},
                     "evidence_urls": {"type": "array", "items": {"type": "string"}},
                     "evidence": {"type": "string"},
+                    "claims": claimlib.CLAIMS_SCHEMA,
                 },
             },
         }
@@ -66,6 +70,7 @@ class CrawlQAConfig:
     temperature: float = 0.7
     max_tokens: int = 1024
     verify_with_llm: bool = True
+    check_claims: bool = True  # False: claims are kept as given, unchecked (what bench/quality.py compares against)
 
 
 def page_groups(pages: Iterable[dict], cfg: CrawlQAConfig) -> Iterator[dict]:
@@ -117,6 +122,13 @@ def drop_reason(qa: dict, group: dict, cfg: CrawlQAConfig) -> str | None:
         return "count_not_a_number"
     if not evidence_pages(qa, group):
         return "evidence_not_in_group"
+    claims = claimlib.clean(qa.get("claims"))
+    if not cfg.check_claims:
+        return None
+    if not claims:
+        return "no_claims"
+    if qa["type"].upper() != "COUNT" and not any(claimlib.carries(c, answer) for c in claims):
+        return "answer_not_in_claims"  # a COUNT answer is counted from its claims, not stated in one
     return None
 
 
@@ -131,7 +143,7 @@ def supported_by_text(qa: dict, group: dict) -> bool:
     return any(contains(p["text"], str(qa["answer"])) for p in evidence_pages(qa, group))
 
 
-def qa_record(qa: dict, group: dict, model: str) -> dict:
+def qa_record(qa: dict, group: dict, model: str, claims: list[dict]) -> dict:
     """The schema's qa record for a pair that passed every check."""
     question, answer = qa["question"].strip(), str(qa["answer"]).strip()
     cited = evidence_pages(qa, group)
@@ -142,6 +154,7 @@ def qa_record(qa: dict, group: dict, model: str) -> dict:
         "type": qa["type"].upper(),
         "source": "crawlqa",
         "evidence_urls": [p["url"] for p in cited],
+        "claims": claims,
         "meta": {
             "model": model,
             "prompt_version": load_prompt("crawlqa").version,
@@ -162,16 +175,32 @@ async def process_group(group: dict, ctx) -> tuple[list[dict], list[dict]]:
     )
     if result.value is None:
         return [], [reject("unparseable", group, detail=result.error, raw=result.raw)]
+    if not result.value["qa"]:  # an empty list is an answer too: the group is accounted for, with the reply
+        return [], [reject("empty", group, raw=result.raw)]
     kept, rejects = [], []
     for qa in result.value["qa"]:
-        reason = drop_reason(qa, group, cfg)
-        if reason is None and not supported_by_text(qa, group):
-            reason = await _llm_support(qa, group, ctx) if cfg.verify_with_llm else "unsupported"
+        reason, claims = await check_pair(qa, group, ctx)
         if reason:
             rejects.append(reject(reason, group, candidate=qa))
         else:
-            kept.append(qa_record(qa, group, ctx.client.llm.name))
+            kept.append(qa_record(qa, group, ctx.client.llm.name, claims))
     return kept, rejects
+
+
+async def check_pair(qa: dict, group: dict, ctx) -> tuple[str | None, list[dict]]:
+    """(None, checked claims) for a pair that passes every check, else (the reject reason, [])."""
+    cfg: CrawlQAConfig = ctx.config
+    reason = drop_reason(qa, group, cfg)
+    if reason is None and not supported_by_text(qa, group):
+        reason = await _llm_support(qa, group, ctx) if cfg.verify_with_llm else "unsupported"
+    if reason:
+        return reason, []
+    pages = {claimlib.source_key(p["url"]): (p["url"], p["text"]) for p in group["pages"]}
+    claims = claimlib.clean(qa.get("claims"))
+    if not cfg.check_claims:
+        return None, claims
+    llm_chars = cfg.max_page_chars if cfg.verify_with_llm else 0
+    return await claimlib.check(claims, pages, ctx, "crawlqa_claims", llm_chars)
 
 
 async def _llm_support(qa: dict, group: dict, ctx) -> str | None:
@@ -209,5 +238,5 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """CRAWLQA over crawled page records: qa records in out_dir/records, rejects in out_dir/rejects."""
-    groups = islice(page_groups(read_records(pages, kind="page"), cfg), max_groups)
+    groups = islice(page_groups(read_input(pages, opts, kind="page"), cfg), max_groups)
     return run_stage(Stage("crawlqa", process_group, cfg, "qa", backends), groups, out_dir, opts, progress)

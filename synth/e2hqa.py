@@ -5,6 +5,11 @@ up; the LLM turns the results into a description that identifies the entity with
 description replaces the name, so answering takes one more hop. The round is checked (entity really in
 the question, name and answer absent from the description, the LLM agrees the answer is unchanged and
 not given away) and otherwise rejected, keeping the previous question. Every hop is recorded.
+
+Claims (synth/claims.py): the description comes with the facts it uses, the hidden entity written `?x`; each must be
+stated on the search result it cites (text check, then the LLM). The hardened question's claims are the seed's (asked
+of the model once when a seed has none) with the replaced entity turned into a variable `?e1`, `?e2`, ... shared
+with its description's claims, so the question keeps the structure it was built from.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import RecordError, read_records, record_id
+from ..schemas import RecordError, record_id
+from . import claims as claimlib
 from .llm.base import Sampling
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
 from .text import contains
 
 ENTITY_SCHEMA = {"type": "object", "required": ["entity"], "properties": {"entity": {"type": "string"}}}
-DESCRIBE_SCHEMA = {"type": "object", "required": ["description"], "properties": {"description": {"type": "string"}}}
+DESCRIBE_SCHEMA = {
+    "type": "object",
+    "required": ["description"],
+    "properties": {"description": {"type": "string"}, "claims": claimlib.CLAIMS_SCHEMA},
+}
+SEED_CLAIMS_SCHEMA = {"type": "object", "required": ["claims"], "properties": {"claims": claimlib.CLAIMS_SCHEMA}}
 CHECK_SCHEMA = {
     "type": "object",
     "required": ["same_answer", "leaks_answer"],
@@ -41,6 +52,9 @@ class E2HQAConfig:
     search_k: int = 5
     temperature: float = 0.7
     max_tokens: int = 512
+    verify_with_llm: bool = True  # claims the text check misses go to the LLM (else they are rejected)
+    max_page_chars: int = 2500  # of a cited page, shown to the LLM claim check
+    check_claims: bool = True  # False: a description's claims are kept as given, unchecked (for bench/quality.py)
 
 
 def seed_record(row: dict, path: str | None = None, index: int | None = None) -> dict:
@@ -56,7 +70,7 @@ def seed_record(row: dict, path: str | None = None, index: int | None = None) ->
             path=path,
             index=index,
         )
-    return {
+    record = {
         "id": record_id("qa", question, answer),
         "question": question,
         "answer": answer,
@@ -65,6 +79,8 @@ def seed_record(row: dict, path: str | None = None, index: int | None = None) ->
         "evidence_urls": [],
         "meta": {"wdtk_version": __version__},
     }
+    claims = [{k: c[k] for k in ("subject", "relation", "object")} for c in claimlib.clean(row.get("claims"))]
+    return record | ({"claims": claims} if claims else {})
 
 
 def substitute(question: str, entity: str, description: str) -> str | None:
@@ -90,8 +106,16 @@ def round_reason(entity: str, description: str, answer: str, before: str) -> str
     return None
 
 
-async def rewrite_round(question: str, answer: str, ctx) -> tuple[dict | None, str | None, dict]:
-    """(hop, None, {}) for a successful round, or (None, reason, detail) for a rejected one."""
+def claims_reason(claims: list[dict], var: str) -> str | None:
+    """Why a description's claims cannot stand for it (none, or none about the described entity), or None."""
+    if not any(var in (c["subject"], c["object"]) for c in claims):
+        return "description_no_claims"
+    return None
+
+
+async def rewrite_round(question: str, answer: str, ctx, var: str = "?e1") -> tuple[dict | None, str | None, dict]:
+    """(hop, None, {}) for a successful round, or (None, reason, detail) for a rejected one. The hidden entity is
+    `var` in the hop's claims."""
     sampling = Sampling(temperature=ctx.config.temperature, max_tokens=ctx.config.max_tokens)
     picked = await _ask(ctx, "e2hqa_entity", ENTITY_SCHEMA, sampling, question=question, answer=answer)
     if picked.value is None:
@@ -107,24 +131,65 @@ async def rewrite_round(question: str, answer: str, ctx) -> tuple[dict | None, s
     if described.value is None:
         return None, "description_unparseable", {"entity": entity, "raw": described.raw}
     description = described.value["description"].strip()
+    claims = claimlib.bind(claimlib.clean(described.value.get("claims")), var, name=entity, old_var="?x")
     reason = round_reason(entity, description, answer, question)
+    if reason is None and ctx.config.check_claims:
+        reason = claims_reason(claims, var)
     after = substitute(question, entity, description) if reason is None else None
+    detail = {"entity": entity, "description": description, "claims": claims}
     if reason or after is None:
-        return None, reason or "entity_not_in_question", {"entity": entity, "description": description}
-    checked = await _ask(
+        return None, reason or "entity_not_in_question", detail
+    detail["question_after"] = after
+    reason, checked = await checked_claims(claims, hits, ctx)
+    if reason:
+        return None, reason, detail
+    verdict = await _ask(
         ctx, "e2hqa_check", CHECK_SCHEMA, Sampling(max_tokens=256), before=question, after=after, answer=answer
     )
-    if checked.value is None or not checked.value["same_answer"] or checked.value["leaks_answer"]:
-        reason = "check_unparseable" if checked.value is None else "check_failed"
-        return None, reason, {"entity": entity, "question_after": after, "raw": checked.raw}
+    if verdict.value is None or not verdict.value["same_answer"] or verdict.value["leaks_answer"]:
+        reason = "check_unparseable" if verdict.value is None else "check_failed"
+        return None, reason, detail | {"raw": verdict.raw}
     hop = {
         "entity": entity,
         "query": entity,
         "evidence_urls": list(dict.fromkeys(h.url for h in hits)),
         "question_before": question,
         "question_after": after,
+        "claims": checked,
     }
     return hop, None, {}
+
+
+async def checked_claims(claims: list[dict], hits: list, ctx) -> tuple[str | None, list[dict]]:
+    """The description's claims checked against the search results they cite, or why not (as given when the
+    config turns the check off)."""
+    if not ctx.config.check_claims:
+        return None, claims
+    llm_chars = ctx.config.max_page_chars if ctx.config.verify_with_llm else 0
+    return await claimlib.check(claims, result_pages(hits, ctx.search), ctx, "e2hqa_claims", llm_chars)
+
+
+def result_pages(hits: list, search) -> dict[str, tuple[str, str]]:
+    """The text behind each search result, for checking claims: the stored page when the engine keeps pages (the
+    local index), else the result's title and snippet."""
+    pages = {}
+    for h in hits:
+        page = search.get(h.url) if hasattr(search, "get") else None
+        pages[claimlib.source_key(h.url)] = (h.url, page.text if page else f"{h.title}\n{h.snippet}")
+    return pages
+
+
+async def seed_claims(seed: dict, ctx) -> tuple[list[dict], dict | None]:
+    """The seed's claims; asked of the model (without sources) when the seed has none. A reject when unreadable."""
+    if seed.get("claims"):
+        return seed["claims"], None
+    sampling = Sampling(temperature=ctx.config.temperature, max_tokens=ctx.config.max_tokens)
+    asked = await _ask(
+        ctx, "e2hqa_claims", SEED_CLAIMS_SCHEMA, sampling, question=seed["question"], answer=seed["answer"]
+    )
+    if asked.value is None:
+        return [], {"stage": "e2hqa", "reason": "seed_claims_unparseable", "seed": seed["id"], "raw": asked.raw}
+    return [{k: c[k] for k in ("subject", "relation", "object")} for c in claimlib.clean(asked.value["claims"])], None
 
 
 async def _ask(ctx, prompt_name: str, schema: dict, sampling: Sampling, **values):
@@ -135,24 +200,32 @@ async def _ask(ctx, prompt_name: str, schema: dict, sampling: Sampling, **values
 
 async def process_seed(seed: dict, ctx) -> tuple[list[dict], list[dict]]:
     """The hardened qa record (if any round succeeded) and one reject per failed round."""
-    question, answer, hops, rejects = seed["question"], seed["answer"], [], []
+    question, answer, hops = seed["question"], seed["answer"], []
+    claims, rejected = await seed_claims(seed, ctx)
+    rejects = [rejected] if rejected else []
     for round_no in range(1, ctx.config.rewrites + 1):
-        hop, reason, detail = await rewrite_round(question, answer, ctx)
+        var = f"?e{len(hops) + 1}"
+        hop, reason, detail = await rewrite_round(question, answer, ctx, var)
         if hop is None:
+            if "question_after" in detail:  # the candidate the round would have made, for the audit
+                composed = [*claimlib.bind(claims, var, name=detail["entity"]), *detail.pop("claims")]
+                detail["candidate"] = {"question": detail["question_after"], "answer": answer, "claims": composed}
             rejects.append({"stage": "e2hqa", "reason": reason, "seed": seed["id"], "round": round_no, **detail})
             continue
         hops.append(hop)
         question = hop["question_after"]
+        claims = [*claimlib.bind(claims, var, name=hop["entity"]), *hop["claims"]]
     if not hops:
         return [], rejects
-    return [hardened_record(seed, question, hops, ctx.client.llm.name)], rejects
+    return [hardened_record(seed, question, hops, ctx.client.llm.name, claims)], rejects
 
 
-def hardened_record(seed: dict, question: str, hops: list[dict], model: str) -> dict:
+def hardened_record(seed: dict, question: str, hops: list[dict], model: str, claims: list[dict] = ()) -> dict:
     """The qa record for a seed after its successful rounds: same answer, harder question, every hop kept."""
     evidence = list(dict.fromkeys([*seed.get("evidence_urls", []), *(u for h in hops for u in h["evidence_urls"])]))
-    versions = ",".join(load_prompt(n).version for n in ("e2hqa_entity", "e2hqa_describe", "e2hqa_check"))
-    return {
+    names = ("e2hqa_entity", "e2hqa_describe", "claim_check", "e2hqa_check")
+    versions = ",".join(load_prompt(n).version for n in names)
+    record = {
         "id": record_id("qa", question, seed["answer"]),
         "question": question,
         "answer": seed["answer"],
@@ -162,6 +235,7 @@ def hardened_record(seed: dict, question: str, hops: list[dict], model: str) -> 
         "hops": hops,
         "meta": {"model": model, "prompt_version": versions, "parent_ids": [seed["id"]], "wdtk_version": __version__},
     }
+    return record | ({"claims": list(claims)} if claims else {})
 
 
 def run(
@@ -174,6 +248,6 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """E2HQA over seed QA (wdtk qa records or SimpleQA-style rows): hardened qa records in out_dir/records."""
-    rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_records(seeds)))
+    rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_input(seeds, opts)))
     stage = Stage("e2hqa", process_seed, cfg, "qa", backends, needs_search=True)
     return run_stage(stage, islice(rows, limit), out_dir, opts, progress)

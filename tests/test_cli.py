@@ -106,22 +106,13 @@ def test_demo_crawls_offline_end_to_end(tmp_path):
 def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
     """The whole main job against a scripted LLM server: synthesis answers from the site's truth, the agent
     searches, visits and answers, the judge compares; so records flow all the way to the exports and the report."""
-    from servers.agent_model import AgentModel
-    from servers.truth_model import TruthModel
+    from servers.stand_in import responder
 
-    from wdtk.crawler.sitegen import build_site, load_truth
-    from wdtk.crawler.sitegen.seeds import simple_seeds
+    from wdtk.crawler.sitegen import build_site
 
     twin = tmp_path / "twin"  # the demo builds this same site (same size and seed): read its truth beforehand
     build_site(twin, 80, seed=3)
-    truth = load_truth(twin)
-    names = {e["id"]: e["name"] for e in truth["entities"]}
-    answers = {s["problem"]: s["answer"] for s in simple_seeds(twin, 3)}
-    for f in truth["facts"]:
-        if f["object_type"] == "entity":
-            answers[f"Regarding {names[f['subject']]}: what is its {f['relation']}?"] = f["object_text"]
-    agent, synth = AgentModel(answers), TruthModel(truth)
-    openai_server.responder = lambda body: r if (r := agent(body)) != "I do not understand" else synth(body)
+    openai_server.responder = responder(twin)
     run_dir = tmp_path / "demo"
     args = ["demo", "--dir", str(run_dir), "--pages", "80", "--seed", "3", "--max-pages", "60", "--groups", "4",
             "--rewrites", "1", "--questions", "5", "--model", "openai:scripted",
@@ -142,6 +133,9 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
     assert len(list(read_records(run_dir / "export" / "rl"))) == funnel["rl_pool"]
     html = (run_dir / "report.html").read_text()
     assert "Funnel" in html and "Judge vs exact match" in html and "<script" not in html
+    audit = json.loads((run_dir / "audit" / "summary.json").read_text())  # the demo ends with its data's audit
+    assert "audit against the ground truth" in proc.stdout and audit["qa"]["all"]["n"] >= summary["filter"]["kept"]
+    assert audit["trajectories"]["kept"] == funnel["kept"] and 'id="precision"' in html
     logged = [json.loads(line) for line in (run_dir / "commands.jsonl").read_text().splitlines()]
     assert logged[0]["argv"][:2] == ["wdtk", "demo"]
 

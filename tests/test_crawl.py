@@ -4,17 +4,21 @@ against the generated site served on 127.0.0.1, checked against the site's groun
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
-from urllib.parse import urlsplit
+from statistics import mean
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from wdtk.crawler.scope import Scope, canonical
-from wdtk.schemas import read_records
+from wdtk.crawler.scope import Scope, canonical, check_root
+from wdtk.crawler.shingles import shingle_f1
+from wdtk.schemas import is_complete, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["-s", "AUTOTHROTTLE_ENABLED=False", "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=16", "-s", "LOG_LEVEL=WARNING"]
@@ -54,24 +58,27 @@ def full_crawl(site_server: str, tmp_path_factory) -> tuple[list[dict], dict]:
     return scrapy_crawl(site_server, tmp_path_factory.mktemp("full"), "-a", "max_depth=50", "-a", "max_pages=0")
 
 
-def test_full_crawl_covers_every_public_html_page_once(full_crawl, truth):
+def test_full_crawl_covers_every_public_html_page_once(full_crawl, truth, site_server):
     records, summary = full_crawl
     public = {p["path"] for p in truth["pages"] if p["kind"] != "talk"}
     crawled = [path_of(r["final_url"]) for r in records]
     assert set(crawled) == public
-    # one record per canonical URL; a page appears twice only under a ?query variant, or as / and /index.html
-    assert len({r["url"] for r in records}) == len(records)
-    aliases = [r for r in records if urlsplit(r["url"]).query or urlsplit(r["url"]).path == "/"]
-    assert len(crawled) - len(set(crawled)) == len(aliases)
-    assert summary["pages"] == len(records) and summary["finish_reason"] == "finished"
+    # one record per page: aliases serving the same bytes (/ and /index.html, ?query variants) are not pages again
+    assert len(crawled) == len(set(crawled)) == len({r["url"] for r in records}) == len({r["id"] for r in records})
+    recorded = {r["url"] for r in records}
+    duplicates = summary["duplicate_content"]
+    assert duplicates[canonical(site_server + "/index.html")] == canonical(site_server + "/")
+    assert all(of in recorded and url not in recorded for url, of in duplicates.items())
+    assert summary["skipped"]["duplicate_content"] == len(duplicates) >= 1 + len(truth["url_variants"])
+    assert summary["pages"] == len(records) and summary["finish_reason"] == "finished" and summary["complete"]
 
 
 def test_query_order_and_fragment_variants_are_fetched_once(full_crawl, truth, site_server):
     records, summary = full_crawl
-    urls = {r["url"] for r in records}
+    urls = {r["url"] for r in records} | set(summary["duplicate_content"])
     for variant in truth["url_variants"]:
         canon = {canonical(site_server + href) for href in variant["hrefs"]}
-        assert len(canon & urls) <= 1, canon
+        assert len(canon) == 1 and canon <= urls, canon  # both orders are one URL, fetched once
         assert not any("#" in u for u in urls)
     assert summary["skipped"]["duplicate_url"] > 0
 
@@ -106,6 +113,9 @@ def test_extracted_text_holds_the_articles_facts_and_not_the_chrome(full_crawl, 
             assert chrome not in record["text"], (record["url"], chrome)
     articles = {p["path"]: p["title"] for p in truth["pages"] if p["kind"] == "article"}
     assert all(articles[p] in by_path[p]["title"] for p in articles)
+    gold = {t["path"]: t["text"] for t in truth["texts"]}
+    scores = [shingle_f1(r["text"], gold[p])[2] for p, r in by_path.items()]
+    assert mean(scores) >= 0.97
 
 
 def test_records_carry_provenance_and_links_in_scope(full_crawl, site_server):
@@ -120,21 +130,59 @@ def test_records_carry_provenance_and_links_in_scope(full_crawl, site_server):
     assert all(parents[r["parent_url"]] == r["depth"] - 1 for r in records if r["depth"])
 
 
-def test_depth_limit(site_server, truth, tmp_path):
-    records, summary = scrapy_crawl(site_server, tmp_path, "-a", "max_depth=1", "-a", "max_pages=0")
-    assert {r["depth"] for r in records} == {0, 1}
-    html_pages = {p["path"] for p in truth["pages"] if p["kind"] != "talk"}
-    main_links = next(p["links"] for p in truth["pages"] if p["path"] == "/index.html")
-    expected = {path_of(site_server + href) for href in main_links if path_of(site_server + href) in html_pages}
-    assert {path_of(r["final_url"]) for r in records if r["depth"] == 1} == expected
-    assert summary["links_not_followed"]["depth_limit"] > 0
+def hop_distances(truth: dict, base: str) -> dict[str, int]:
+    """{page path: fewest link hops from the main page}, from the site's link graph in _truth/: hrefs resolved and
+    canonicalised as a crawler must, redirects followed, robots.txt obeyed, files and off-site links left out."""
+    pages = {p["path"]: p["links"] for p in truth["pages"]}
+    redirects = {r["from"]: r for r in truth["redirects"]}
+    scope = Scope((base + "/",))
+    root = canonical(base + "/")
+    hops, seen, queue = {}, {root}, deque([(root, 0)])
+    while queue:
+        url, depth = queue.popleft()
+        path = path_of(url)
+        if path in redirects:
+            if redirects[path]["offsite"]:
+                continue
+            path = redirects[path]["final"]
+        if path not in pages or path.startswith("/private/") or path in hops:
+            continue  # 404, non-HTML, disallowed, or content already reached at fewer hops
+        hops[path] = depth
+        for href in pages[path]:
+            link = canonical(urljoin(base + path, href))
+            if scope.skip_reason(link) is None and link not in seen:
+                seen.add(link)
+                queue.append((link, depth + 1))
+    return hops
 
 
-def test_page_limit_keeps_the_pages_nearest_the_root(site_server, tmp_path):
-    records, summary = scrapy_crawl(site_server, tmp_path, "-a", "max_depth=50", "-a", "max_pages=25")
-    assert len(records) == 25
-    assert max(r["depth"] for r in records) <= 1  # breadth first: the main page links to more than 25
-    assert summary["finish_reason"] == "max_pages"
+def test_depth_is_the_shortest_link_distance_and_the_same_on_every_run(full_crawl, truth, site_server, tmp_path):
+    records, _ = full_crawl
+    hops = hop_distances(truth, site_server)
+    assert {path_of(r["final_url"]): r["depth"] for r in records} == hops
+    assert max(hops.values()) >= 3
+    again, _ = scrapy_crawl(site_server, tmp_path, "-a", "max_depth=50", "-a", "max_pages=0",
+                            "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=3")  # fmt: skip
+    assert {r["url"]: (r["depth"], r.get("parent_url")) for r in again} == {
+        r["url"]: (r["depth"], r.get("parent_url")) for r in records
+    }
+
+
+@pytest.mark.parametrize("max_depth", [1, 2])
+def test_max_depth_admits_exactly_the_pages_within_that_many_hops(site_server, truth, tmp_path, max_depth):
+    records, summary = scrapy_crawl(site_server, tmp_path, "-a", f"max_depth={max_depth}", "-a", "max_pages=0")
+    within = {path for path, hops in hop_distances(truth, site_server).items() if hops <= max_depth}
+    assert sorted(path_of(r["final_url"]) for r in records) == sorted(within)
+    assert summary["links_not_followed"]["depth_limit"] > 0 and summary["complete"]
+
+
+def test_page_limit_keeps_the_pages_nearest_the_root_and_the_same_ones_each_run(site_server, tmp_path):
+    first, summary = scrapy_crawl(site_server, tmp_path / "a", "-a", "max_depth=50", "-a", "max_pages=25")
+    second, _ = scrapy_crawl(site_server, tmp_path / "b", "-a", "max_depth=50", "-a", "max_pages=25",
+                             "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=2")  # fmt: skip
+    assert len(first) == 25 and {r["url"] for r in first} == {r["url"] for r in second}
+    assert max(r["depth"] for r in first) <= 1  # breadth first: the main page links to more than 25
+    assert summary["finish_reason"] == "max_pages" and summary["complete"]
 
 
 def test_deny_narrows_and_robots_can_be_turned_off(site_server, truth, tmp_path):
@@ -156,10 +204,35 @@ def test_deny_narrows_and_robots_can_be_turned_off(site_server, truth, tmp_path)
     assert talk and talk <= paths  # without robots.txt the disallowed talk pages are crawled
 
 
-def test_bad_spider_arguments_fail_clearly(site_server, tmp_path):
-    cmd = [sys.executable, "-m", "scrapy", "crawl", "sublinks", "-a", "max_depth=two", "-a", f"roots={site_server}/"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert "max_depth= must be a whole number, got 'two'" in proc.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-a", "max_depth=two", "-a", "roots=http://127.0.0.1:1/"], "max_depth= must be a whole number, got 'two'"),
+        ([], "no roots: pass -a roots=URL[,URL...]"),
+        (["-a", "roots=http://127.0.0.1:99999/"], "has an invalid port"),
+        (["-a", "roots=http://127.0.0.1:1/", "-a", "deny=(["], "deny pattern '([' is not a valid regex"),
+    ],
+)
+def test_bad_spider_arguments_fail_in_one_line(args, message):
+    proc = subprocess.run([sys.executable, "-m", "scrapy", "crawl", "sublinks", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 1 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
+def test_scrapy_logs_progress_at_info_not_every_item(site_server, tmp_path):
+    cmd = [sys.executable, "-m", "scrapy", "crawl", "sublinks", "-a", f"roots={site_server}/", "-a", "max_pages=60",
+           "-s", "WDTK_PROGRESS_INTERVAL=0.2",
+           "-s", "DOWNLOAD_DELAY=0.02", "-s", "AUTOTHROTTLE_ENABLED=False",
+           "-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1"]  # fmt: skip
+    info = subprocess.run(cmd + ["-s", f"WDTK_OUTPUT_DIR={tmp_path / 'a'}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert info.returncode == 0, info.stderr[-3000:]
+    assert re.search(r"progress: \d+ pages \([\d.]+ pages/s\), \d+ queued, depth \d", info.stderr)
+    assert "Scraped" not in info.stderr and "<!DOCTYPE" not in info.stderr and len(info.stderr) < 20_000
+    debug = subprocess.run(cmd + ["-s", f"WDTK_OUTPUT_DIR={tmp_path / 'b'}", "-L", "DEBUG"], cwd=REPO,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "Crawled (200)" in debug.stderr and "Scraped http" in debug.stderr  # -L DEBUG still works ...
+    assert "<!DOCTYPE" not in debug.stderr and "'html':" not in debug.stderr  # ... without whole pages in it
 
 
 def wdtk(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -176,10 +249,12 @@ def test_wdtk_crawl_from_any_directory_writes_shards_and_a_summary(site_server, 
     assert "skipped:" in proc.stdout
     assert len(list(read_records(out / "pages", kind="page"))) == 40
     assert json.loads((out / "crawl_summary.json").read_text())["pages"] == 40
+    assert is_complete(out / "pages")
     again = wdtk(
         "crawl", site_server + "/", "-o", str(out), "--max-pages", "40", "--no-throttle", cwd=tmp_path, timeout=120
     )
-    assert "nothing new to crawl" in again.stdout or "crawled 0 pages" in again.stdout
+    assert again.returncode == 0 and "already complete: 40 pages" in again.stdout
+    assert json.loads((out / "crawl_summary.json").read_text())["pages"] == 40  # the summary is kept
 
 
 def test_wdtk_crawl_takes_patterns_with_commas(site_server, tmp_path):
@@ -226,6 +301,7 @@ def test_interrupted_crawl_resumes_without_refetching(fresh_site_server, full_cr
     assert not refetched & {path_of(r["final_url"]) for r in done}
     records = list(read_records(out / "pages", kind="page"))
     assert sorted(urlsplit(r["url"])[2:] for r in records) == sorted(urlsplit(r["url"])[2:] for r in full_crawl[0])
+    assert "complete" in second.stdout and is_complete(out / "pages")
 
 
 def test_scope_rules():
@@ -238,3 +314,7 @@ def test_scope_rules():
     assert scope.skip_reason("http://127.0.0.1:8000/files/a.PDF") == "extension"
     assert scope.skip_reason("mailto:someone@example.org") == "scheme"
     assert canonical("http://h/x.html?b=2&a=1#top") == canonical("http://h/x.html?a=1&b=2")
+    assert check_root("example.org/docs") == "https://example.org/docs"
+    for bad in ("http://127.0.0.1:99999/", "ftp://example.org/", "http:///x"):
+        with pytest.raises(ValueError, match="root"):
+            check_root(bad)

@@ -319,5 +319,6 @@ def test_wdtk_eval_names_a_bad_benchmark_row(qa_run, tmp_path):
     args = ["eval", str(bench), "-o", str(tmp_path / "out"), "--search", f"bm25:{qa_run / 'index'}"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code != 0 and f"{bench}:2: WebWalkerQA row has no 'question'" in result.output
+    bench.write_text('{"question": "Q?", "answer": "A"}\n')
     missing = CliRunner().invoke(main, ["eval", str(bench), "-o", str(tmp_path / "o"), "--search", "bm25:/no/index"])
     assert missing.exit_code != 0 and "no search index at /no/index" in missing.output

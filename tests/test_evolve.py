@@ -59,6 +59,13 @@ def round_0_trained(state: Path) -> bool:
     return bool(rounds) and "train" in rounds[0]["steps"]
 
 
+def work(server) -> list[dict]:
+    """The requests that did the run's work: not the test request each `wdtk evolve` sends its model first."""
+    from wdtk.synth.guards import PING
+
+    return [r for r in server.requests if r["messages"] != PING]
+
+
 def wait_for_round_0_training(proc: subprocess.Popen, state: Path, limit: float = 240.0) -> None:
     """Block until round 0's train step is marked done in the state file (or the process ends)."""
     deadline = time.monotonic() + limit
@@ -95,7 +102,7 @@ def evolved(qa_run, qa_seeds, tmp_path_factory):
         checkpoint = run_dir / "evolve" / "round-0" / "model" / "model.safetensors"
         killed = SimpleNamespace(
             state=state_of(run_dir),
-            requests=len(server.requests),
+            requests=len(work(server)),
             checkpoint_mtime=checkpoint.stat().st_mtime_ns,
             signal=-proc.returncode,
         )
@@ -159,7 +166,7 @@ def test_a_killed_run_resumes_without_redoing_finished_steps(evolved):
         assert state["rounds"][0]["steps"][step] == record  # not run again: the same record, seconds included
     checkpoint = Path(state["rounds"][0]["steps"]["train"]["model"]) / "model.safetensors"
     assert checkpoint.stat().st_mtime_ns == evolved.killed.checkpoint_mtime  # training did not run again
-    assert len(evolved.server.requests) == evolved.killed.requests  # round 0's rollouts were not sampled again
+    assert len(work(evolved.server)) == evolved.killed.requests  # round 0's rollouts were not sampled again
     assert "round 0 train:" not in evolved.result.output
 
 
@@ -191,7 +198,7 @@ def test_a_failed_training_names_its_log_and_is_retried_on_rerun(evolved, tmp_pa
 
 def test_a_finished_run_does_nothing_and_more_rounds_extend_it(evolved):
     state_file = evolved.run_dir / "evolve" / "state.json"
-    before, requests = state_file.read_bytes(), len(evolved.server.requests)
+    before, requests = state_file.read_bytes(), len(work(evolved.server))
     assert CliRunner().invoke(main, ["evolve", *evolved.args]).exit_code == 0
     assert state_file.read_bytes() == before
     args = [*evolved.args, "--rounds", "3"]
@@ -201,7 +208,7 @@ def test_a_finished_run_does_nothing_and_more_rounds_extend_it(evolved):
     assert len(rounds) == 3 and list(rounds[2]["steps"]) == list(STEPS)
     assert rounds[2]["policy"] == f"local:{rounds[1]['steps']['train']['model']}"
     assert json.loads(before)["rounds"] == rounds[:2]  # the earlier rounds untouched
-    assert len(evolved.server.requests) == requests
+    assert len(work(evolved.server)) == requests
 
 
 # --- pieces ---------------------------------------------------------------------------------------------------------

@@ -176,8 +176,9 @@ def test_funnel_writes_the_exports_and_wdtk_export_rewrites_them(sampled, tmp_pa
     assert result.exit_code == 0, result.output
     kept = list(read_records(tmp_path / "funnel" / "records"))
     pool = list(read_records(tmp_path / "funnel" / "rl_pool"))
-    assert list(read_records(sampled / "export" / "sft")) == [sft_row(t) for t in kept]
-    assert list(read_records(sampled / "export" / "rl")) == [rl_row(p) for p in pool]
+    assert list(read_records(tmp_path / "funnel" / "export" / "sft")) == [sft_row(t) for t in kept]  # all under -o
+    assert list(read_records(tmp_path / "funnel" / "export" / "rl")) == [rl_row(p) for p in pool]
+    assert not (sampled / "export").exists()
     again = CliRunner().invoke(main, ["export", str(tmp_path / "funnel"), "-o", str(tmp_path / "export")])
     assert again.exit_code == 0 and f"sft {len(kept)}, webdancer {len(kept)}, rl {len(pool)}" in again.output
     assert len(list(read_records(tmp_path / "export" / "webdancer"))) == len(kept)

@@ -109,7 +109,8 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str) -> object:
-    return CliRunner().invoke(main, ["push", *args], catch_exceptions=False)
+    license = () if "--license" in args else ("--license", "cc-by-4.0")
+    return CliRunner().invoke(main, ["push", *args, *license], catch_exceptions=False)
 
 
 def drop_absent(row: dict) -> dict:
@@ -185,8 +186,8 @@ def test_card_lists_every_config_and_the_provenance_without_secrets(run_dir, tmp
     for fact in ("`qwen3-32b`", "`qwen3-8b`", "`judge-70b`", "`judge-v2`", "`react-1`", "`crawlqa-0`", "4 of 5"):
         assert fact in body
     assert "`wdtk synth run --model qwen3-32b --api-key REDACTED`" in body  # no local path to the executable either
-    assert "--token=REDACTED --max-tokens 512 HF_TOKEN=REDACTED" in body and "https://REDACTED@llm.test/v1" in body
-    for secret in [*SECRETS, FAKE_TOKEN, "/home/me"]:
+    assert "--token=REDACTED --max-tokens 512 HF_TOKEN=REDACTED" in body and "--api-base ENDPOINT" in body
+    for secret in [*SECRETS, FAKE_TOKEN, "/home/me", "llm.test"]:
         assert secret not in text
 
 
@@ -196,13 +197,15 @@ def test_missing_sources_are_left_out_and_qa_falls_back_to_synth(run_dir, tmp_pa
             path.unlink() if path.is_file() else path.rmdir()
         (run_dir / stage).rmdir()
     out = tmp_path / "repo"
-    result = CliRunner().invoke(main, ["push", str(run_dir), "--local-dir", str(out)])
+    result = invoke(str(run_dir), "--local-dir", str(out))
     assert result.exit_code == 0, result.output
     assert "sft: left out" in result.output and "rl: left out" in result.output and "unfiltered" in result.output
     assert sorted(p.name for p in (out / "data").iterdir()) == ["qa", "trajectories"]
     card = yaml.safe_load((out / "README.md").read_text().split("---\n")[1])
     assert [c["config_name"] for c in card["configs"]] == ["qa", "trajectories"]
     assert card["configs"][0].get("default")
+    body = (out / "README.md").read_text()
+    assert "Not in this repo: `sft` (no records in export/sft: the funnel kept no trajectory)" in body
     qa = datasets.load_dataset(str(out), "qa", split="train", cache_dir=str(tmp_path / "cache"))
     assert qa["id"] == [r["id"] for r in read_records(run_dir / "synth" / "crawlqa" / "records")]
 
@@ -275,26 +278,74 @@ def test_no_token_fails_before_building(run_dir, tmp_path, monkeypatch, hub_call
     monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(tmp_path / "no-token"))
     monkeypatch.setattr(huggingface_hub.constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "no-tokens"))
     out = tmp_path / "repo"
-    result = CliRunner().invoke(main, ["push", str(run_dir), "--repo-id", "org/name", "--local-dir", str(out)])
+    result = invoke(str(run_dir), "--repo-id", "org/name", "--local-dir", str(out))
     assert result.exit_code == 1 and "HF_TOKEN" in result.output and "hf auth login" in result.output
     assert hub_calls == [] and not out.exists()
 
 
 def test_bad_invocations_fail_with_one_clear_line(run_dir, tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["push", str(tmp_path / "nope"), "--local-dir", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "does not exist" in result.output
-    result = runner.invoke(main, ["push", str(run_dir)])
-    assert result.exit_code == 2 and "--repo-id" in result.output and "--local-dir" in result.output
+    result = runner.invoke(main, ["push", "--dir", str(run_dir), "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "Missing option '--license'" in result.output
+    license = ["--license", "cc-by-4.0"]
+    result = runner.invoke(main, ["push", "--dir", str(tmp_path / "nope"), "-o", str(tmp_path / "x"), *license])
+    assert result.exit_code == 1 and "no such run directory" in result.output
+    result = runner.invoke(main, ["push", str(run_dir), *license])
+    assert result.exit_code == 2 and "--repo-id" in result.output and "-o DIR" in result.output
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = runner.invoke(main, ["push", str(empty), "--local-dir", str(tmp_path / "x")])
+    result = runner.invoke(main, ["push", str(empty), "--local-dir", str(tmp_path / "x"), *license])
     assert result.exit_code == 1 and "nothing to push" in result.output
     taken = tmp_path / "taken"
     taken.mkdir()
     (taken / "notes.txt").write_text("mine")
-    result = runner.invoke(main, ["push", str(run_dir), "--local-dir", str(taken)])
+    result = runner.invoke(main, ["push", str(run_dir), "--local-dir", str(taken), *license])
     assert result.exit_code == 1 and "not empty" in result.output and (taken / "notes.txt").read_text() == "mine"
     (run_dir / "funnel" / "records" / "00000.jsonl.gz").write_bytes(b"not gzip")
-    result = runner.invoke(main, ["push", str(run_dir), "--local-dir", str(tmp_path / "y")])
+    result = runner.invoke(main, ["push", str(run_dir), "--local-dir", str(tmp_path / "y"), *license])
     assert result.exit_code == 1 and "00000.jsonl.gz" in result.output and "Traceback" not in result.output
+
+
+def test_card_says_what_a_hub_user_checks_first(run_dir, tmp_path):
+    """License, a title, language and size tags, the crawled sites; no endpoint or private host anywhere."""
+    pages = [{"url": f"https://{host}/p{i}", "final_url": f"https://{host}/p{i}"} for i, host in
+             enumerate(["www.site.test", "site.test", "docs.other.test", "127.0.0.1:8000", "10.1.2.3"])]  # fmt: skip
+    write_records(pages, run_dir / "crawl" / "pages")
+    meta = {"wdtk_version": "0.1.0", "model": "openai:qwen3-8b@http://10.0.0.7:8000/v1", "prompt_version": "react-1"}
+    write_records([trajectory(qa_record(9), 0) | {"meta": meta}], run_dir / "funnel" / "records", kind="trajectory")
+    with (run_dir / "commands.jsonl").open("a") as f:
+        argv = [
+            "wdtk",
+            "crawl",
+            "http://127.0.0.1:8000/",
+            "--scheduler",
+            "tcp://10.0.0.9:8786",
+            "--api-base=http://gpu.corp.test/v1",
+        ]
+        f.write(json.dumps({"argv": argv}) + "\n")
+    out = tmp_path / "repo"
+    result = invoke("--dir", str(run_dir), "-o", str(out), "--license", "odc-by", "--pretty-name", "Keldra QA")
+    assert result.exit_code == 0, result.output
+    text = (out / "README.md").read_text()
+    card = yaml.safe_load(text.split("---\n")[1])
+    assert card["license"] == "odc-by" and card["pretty_name"] == "Keldra QA" and card["language"] == ["en"]
+    assert card["size_categories"] == ["n<1K"]
+    assert (
+        "Crawled from 3 site(s): site.test (2 pages), a local server" in text and "docs.other.test (1 pages)" in text
+    )
+    assert "`openai:qwen3-8b`" in text and "wdtk crawl http://LOCAL/ --scheduler ENDPOINT --api-base=ENDPOINT" in text
+    for leak in ("10.0.0.7", "10.0.0.9", "127.0.0.1", "10.1.2.3", "gpu.corp.test"):
+        assert leak not in text, leak
+    default = invoke("--dir", str(run_dir), "-o", str(tmp_path / "repo2"), "--license", "mit")
+    assert default.exit_code == 0
+    assert yaml.safe_load((tmp_path / "repo2" / "README.md").read_text().split("---\n")[1])["pretty_name"] == (
+        "run: web-search agent training data"
+    )
+
+
+def test_size_categories_follow_the_hub_thresholds():
+    from wdtk.report.card import size_category
+
+    assert [size_category(n) for n in (0, 999, 1000, 54_321, 2_000_000)] == [
+        "n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "1M<n<10M"
+    ]  # fmt: skip

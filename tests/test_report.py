@@ -25,6 +25,7 @@ HEADINGS = [
     "Run",
     "Funnel",
     "Drop reasons",
+    "Data quality (ground truth)",
     "QA types",
     "E2HQA hops",
     "Actions and tokens",
@@ -492,7 +493,7 @@ def test_stages_not_run_are_shown_as_such(run_dir, tmp_path):
 
 def test_cli_errors_are_one_clear_line(tmp_path):
     result = invoke(str(tmp_path / "missing"))
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 1 and "no run directory at" in result.output
     (tmp_path / "empty").mkdir()
     result = invoke(str(tmp_path / "empty"))
     assert result.exit_code == 1 and "nothing to report" in result.output

@@ -22,7 +22,9 @@ def test_redact_hides_secret_options_and_key_shaped_values():
 
 def test_stages_log_their_effective_options(tmp_path):
     qa = tmp_path / "qa.jsonl"
-    qa.write_text(json.dumps({"problem": "Where is Oslo?", "answer": "Norway"}) + "\n")
+    from wdtk.synth.e2hqa import seed_record  # a qa record: `wdtk filter` refuses input with none
+
+    qa.write_text(json.dumps(seed_record({"problem": "Where is Oslo?", "answer": "Norway"})) + "\n")
     run = tmp_path / "run"
     result = CliRunner().invoke(main, ["filter", str(qa), "-o", str(run / "filter"), "--threshold", "0.7"])
     assert result.exit_code == 0, result.output

@@ -133,6 +133,9 @@ def test_cpu_defaults_and_assistant_only_loss(tmp_path):
     _, training_args, _, _ = sft.parse_args(["--output_dir", str(tmp_path)])
     assert training_args.bf16 is False and training_args.gradient_checkpointing is False
     assert training_args.assistant_only_loss is True
+    # one conversation a step, 8 accumulated: TRL's batch of 8 took 11.7 GB for SmolLM2-135M on CPU
+    assert (training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps) == (1, 8)
+    assert training_args.max_length is None  # taken from the data
     _, training_args, _, _ = sft.parse_args(["--output_dir", str(tmp_path), "--assistant_only_loss", "false"])
     assert training_args.assistant_only_loss is False
 
@@ -205,5 +208,40 @@ def test_an_empty_export_fails_with_one_clear_line(tmp_path):
 
 def test_a_max_length_that_truncates_every_answer_away_fails_clearly(tmp_path, sft_dir):
     model = save_tiny(tmp_path / "lm", "chatml")
+    args = ("--max_length", "32", "--max_steps", "1", "--overlong", "truncate")
     with pytest.raises(SystemExit, match="no example of .* has an assistant token left within --max_length 32"):
-        sft.main(argv(model, sft_dir, tmp_path / "out", "--max_length", "32", "--max_steps", "1"))
+        sft.main(argv(model, sft_dir, tmp_path / "out", *args))
+
+
+def lengths_of(model) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.chat_template = FAMILIES["chatml"].template
+    rows = [sft_row(t) for t in TRAJECTORIES]
+    return [len(tokenizer(tokenizer.apply_chat_template(r["messages"], tools=r["tools"], tokenize=False),
+                          add_special_tokens=False)["input_ids"]) for r in rows]  # fmt: skip
+
+
+def test_max_length_comes_from_the_data_and_nothing_is_cut_silently(tmp_path, sft_dir, capsys):
+    model = save_tiny(tmp_path / "lm", "chatml")
+    lengths = lengths_of(model)
+    base = ["--model_name_or_path", str(model), "--dataset_name", str(sft_dir), "--output_dir", str(tmp_path / "o"),
+            "--report_to", "none", "--chat_template_family", "chatml"]  # fmt: skip
+    trainer = sft.build_trainer(*sft.parse_args(base))
+    assert trainer.args.max_length == max(lengths) and len(trainer.train_dataset) == len(lengths)
+    assert [len(ids) for ids in trainer.train_dataset["input_ids"]] == lengths  # every row whole
+    assert f"conversation length {max(lengths)} tokens (the longest conversation)" in capsys.readouterr().err
+
+    cap = sorted(lengths)[len(lengths) // 2]  # about half the rows are longer
+    over = sum(n > cap for n in lengths)
+    with pytest.raises(ValueError, match=f"{over} of {len(lengths)} conversations are longer than {cap} tokens"):
+        sft.build_trainer(*sft.parse_args([*base, "--max_length_cap", str(cap)]))
+    with pytest.raises(ValueError, match="--overlong drop"):
+        sft.build_trainer(*sft.parse_args([*base, "--max_length", str(cap)]))  # a limit given is no licence to cut
+    dropped = sft.build_trainer(*sft.parse_args([*base, "--max_length_cap", str(cap), "--overlong", "drop"]))
+    assert len(dropped.train_dataset) == len(lengths) - over and dropped.args.max_length == cap
+    assert f"{over} of {len(lengths)} conversations are longer than {cap} tokens" in capsys.readouterr().err
+    cut = sft.build_trainer(*sft.parse_args([*base, "--max_length", str(cap), "--overlong", "truncate"]))
+    assert len(cut.train_dataset) == len(lengths) and max(len(i) for i in cut.train_dataset["input_ids"]) == cap
+    assert "cut to" in capsys.readouterr().err

@@ -32,6 +32,7 @@ JSON_PROMPTS = {
     "Pick one entity": e2hqa.ENTITY_SCHEMA,
     "Write a short description": e2hqa.DESCRIBE_SCHEMA,
     "A question was rewritten": e2hqa.CHECK_SCHEMA,
+    "List the facts the question below is built from": e2hqa.SEED_CLAIMS_SCHEMA,
     "You read one web page": EXTRACT_SCHEMA,
     "Please determine whether the predicted answer": VERDICT_SCHEMA,
 }
@@ -150,6 +151,15 @@ def test_other_400s_are_not_taken_for_a_refusal(openai_server):
     assert openai_server.request_count == 1
 
 
+def test_the_difficulty_gates_solver_takes_the_runs_mode(openai_server):
+    from wdtk.filters.difficulty import client_for
+    from wdtk.synth.parallel import Context
+
+    for mode in ("off", "on"):
+        ctx = Context(LLMClient(make_llm("openai:m", openai_server.base_url), structured=mode), None, None)
+        assert client_for(ctx, "openai:solver", openai_server.base_url).structured == mode
+
+
 def test_cache_key_separates_grammar_and_mode():
     base = cache_key("m", USER, Sampling(), "v", {"type": "object"})
     assert base == cache_key("m", USER, Sampling(), "v", {"type": "object"}, None, True)  # as before for plain calls
@@ -164,9 +174,11 @@ def test_cache_key_separates_grammar_and_mode():
 
 
 def test_every_prompt_schema_and_the_turn_grammar_compile():
+    from wdtk.synth import claims, graphqa, rivals
     from wdtk.synth.llm import grammar
 
-    for schema in JSON_PROMPTS.values():
+    more = [graphqa.EXTRACT_SCHEMA, graphqa.COMPOSE_SCHEMA, claims.SUPPORT_SCHEMA, rivals.RIVAL_SCHEMA]
+    for schema in [*JSON_PROMPTS.values(), *more]:
         assert grammar.check(grammar.from_schema(schema)) is None, schema
     for urls in (None, [], ["http://127.0.0.1:1/wiki/A"]):
         assert grammar.check(grammar.from_lark(react.turn_grammar(react.TOOLS, 256, urls))) is None
@@ -278,7 +290,7 @@ def test_a_schema_that_cannot_compile_fails_with_one_line_naming_the_prompt(tiny
 
     # in a stage, the run stops with that line (the `wdtk` group prints it as "Error: ...")
     monkeypatch.setattr(e2hqa, "ENTITY_SCHEMA", bad)
-    b = Backends(model=tiny.name, search=f"bm25:{qa_run / 'index'}", concurrency=2)  # the same checkpoint
+    b = Backends(model=f"local:{tiny.model_path}", search=f"bm25:{qa_run / 'index'}", concurrency=2)  # the same one
     with pytest.raises(PartitionsFailed, match="prompt 'e2hqa_entity': the grammar cannot be compiled"):
         e2hqa.run(qa_run / "seeds.jsonl", tmp_path / "e2hqa", e2hqa.E2HQAConfig(rewrites=1), b, RunOptions(workers=0))
 

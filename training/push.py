@@ -113,24 +113,27 @@ def _prepare(out: Path) -> None:
 
 def build_repo(
     run_dir: str | Path, out_dir: str | Path, *, repo_id: str | None = None, shard_size: int = 10_000,
-    license: str = "unknown",
+    license: str = "unknown", pretty_name: str | None = None, languages: tuple[str, ...] = ("en",),
 ) -> dict:  # fmt: skip
     """Write the dataset repo tree for `run_dir` into `out_dir`: data/<config>/train-*.parquet and README.md.
 
     Returns {"configs": {name: {"rows", "files", "json_columns", "source"}}, "warnings": [...]}: a config whose source
-    is missing or empty is left out with a warning. Raises FileNotFoundError when no config has rows, FileExistsError
-    when `out_dir` holds other files, RecordError (file and line) on a bad record.
+    is missing or empty is left out, with a warning and a note on the card (`datasets` loads no empty split). Raises
+    FileNotFoundError when no config has rows, FileExistsError when `out_dir` holds other files, RecordError (file
+    and line) on a bad record.
     """
     run, out = Path(run_dir), Path(out_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: no such run directory")
     _prepare(out)
     prov: dict[str, set] = {key: set() for key in PROVENANCE}
-    configs, warnings = {}, []
+    configs, warnings, missing = {}, [], {}
     for name, (paths, kind, source) in _sources(run).items():
         rows, schema = _plan(_chunks(paths, kind, shard_size), prov)
         if not rows:
-            warnings.append(f"{name}: left out, no records in {source.split(' ')[0]}")
+            where = source.split(" ")[0]
+            missing[name] = f"no records in {where}" + (": the funnel kept no trajectory" if name == "sft" else "")
+            warnings.append(f"{name}: left out, {missing[name]}")
             continue
         if "UNFILTERED" in source:
             warnings.append(f"qa: {run / 'filter'} does not exist, so qa holds the unfiltered synth records")
@@ -143,18 +146,21 @@ def build_repo(
         configs[name] = {"rows": rows, "files": shards, "json_columns": json_columns, "source": source}
     if not configs:
         raise FileNotFoundError(f"nothing to push from {run}: " + "; ".join(warnings))
-    (out / "README.md").write_text(render_card(run, configs, prov, repo_id=repo_id, license=license), encoding="utf-8")
+    card = render_card(run, configs, prov, repo_id=repo_id, license=license, pretty_name=pretty_name,
+                       languages=tuple(languages), missing=missing)  # fmt: skip
+    (out / "README.md").write_text(card, encoding="utf-8")
     return {"configs": configs, "warnings": warnings}
 
 
 def push(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool = False, *,
-         local_dir: str | Path | None = None, shard_size: int = 10_000, license: str = "unknown",
-         revision: str | None = None, commit_message: str | None = None) -> dict:  # fmt: skip
+         local_dir: str | Path | None = None, revision: str | None = None, commit_message: str | None = None,
+         **card) -> dict:  # fmt: skip
     """Build the repo tree (in `local_dir`, else a temp dir) and upload it to the dataset repo `repo_id` in one commit.
 
     `token` None means huggingface_hub's own lookup (HF_TOKEN, then the `hf auth login` cache); it is checked before
-    anything is built and written nowhere. `private` makes the repo private, an existing public one too. The commit
-    replaces the repo's data/ and README.md. Returns build_repo's summary plus "commit_url".
+    anything is built and written nowhere. `card` (shard_size, license, pretty_name, languages) goes to build_repo.
+    `private` makes the repo private, an existing public one too. The commit replaces the repo's data/ and README.md.
+    Returns build_repo's summary plus "commit_url".
     """
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.utils import validate_repo_id
@@ -164,7 +170,7 @@ def push(run_dir: str | Path, repo_id: str, token: str | None = None, private: b
         raise PermissionError(NO_TOKEN)
     with tempfile.TemporaryDirectory(prefix="wdtk-push-") as tmp:
         tree = Path(local_dir or tmp)
-        summary = build_repo(run_dir, tree, repo_id=repo_id, shard_size=shard_size, license=license)
+        summary = build_repo(run_dir, tree, repo_id=repo_id, **card)
         if token in (tree / "README.md").read_text(encoding="utf-8"):  # the card goes public: one last check
             raise PermissionError("the dataset card would contain the Hugging Face token; nothing was uploaded")
         api = HfApi(token=token)

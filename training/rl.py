@@ -24,7 +24,9 @@ Rollouts (`wdtk.training.rollout`): the model writes WebDancer turns; their tool
 + 0.9 x answer (`wdtk.training.rewards`), the answer judged by `--judge_model` when given, else by exact match.
 
 Every TRL GRPOConfig and ModelConfig option works (`--help` lists them; `--config FILE.yaml` sets them from a file).
-`max_completion_length` bounds a whole rollout, tool responses included; `max_tool_calling_iterations` its tool calls.
+`max_completion_length` bounds a whole rollout, tool responses included (default 4,096, or what the model's context
+leaves beside the longest prompt); `max_tool_calling_iterations` its tool calls. Prompts are never cut: one longer
+than `--max_length_cap` (or the context) stops the run unless `--overlong drop` leaves it out, counted in the log.
 With several processes, each must hold whole groups (per_device_train_batch_size x steps_per_generation a multiple of
 num_generations), and vLLM must run colocated: rollouts take a different number of turns on each process.
 """
@@ -37,13 +39,15 @@ from dataclasses import dataclass, field
 
 from ..filters.judge import Judge
 from ..synth.agent.format import Instructions
+from .lengths import LengthArguments, fit_rl
 from .rewards import WEIGHTS, answer_reward, format_reward
+from .sft import log, resolve_model
 from .templates import FAMILIES
 
 
 @dataclass
-class RLArguments:
-    """The tools, the judge and dynamic sampling."""
+class RLArguments(LengthArguments):
+    """The tools, the judge, dynamic sampling, and how long a prompt may be."""
 
     index: str | None = field(default=None, metadata={"help": "BM25 index of the pages (RUN/index)."})
     search_k: int = field(default=5, metadata={"help": "Results per search query."})
@@ -76,7 +80,7 @@ def parse_args(argv: list[str] | None = None) -> tuple:
         (ScriptArguments, GRPOConfig, ModelConfig, RLArguments), description=__doc__, formatter_class=_Help
     )
     dapo = {"loss_type": "dapo", "epsilon_high": 0.28, "mask_truncated_completions": True, "beta": 0.0}
-    defaults = {**dapo, "reward_weights": list(WEIGHTS.values()), "max_completion_length": 4096}
+    defaults = {**dapo, "reward_weights": list(WEIGHTS.values()), "max_completion_length": None}  # None: fit_rl
     defaults |= {"max_tool_calling_iterations": 16, "bf16": is_torch_bf16_gpu_available()}
     if not torch.cuda.is_available():  # checkpointing saves GPU memory; on CPU it only costs time
         defaults |= {"gradient_checkpointing": False, "activation_checkpointing": False}
@@ -88,6 +92,23 @@ def to_prompt(row: dict) -> dict:
     """A pool row as a GRPO prompt: the agent's instructions (the chat template lists the tools) and the question."""
     system = {"role": "system", "content": Instructions().text}
     return {"prompt": [system, {"role": "user", "content": row["question"]}]}
+
+
+def prompt_lengths(prompts, tokenizer) -> list[int]:
+    """Tokens of each prompt as the rollouts render it: the chat template with the tools and the generation prompt."""
+    from ..synth.agent.format import TOOLS
+
+    render = {"tools": TOOLS, "add_generation_prompt": True, "tokenize": False}
+    return [len(tokenizer(tokenizer.apply_chat_template(p, **render), add_special_tokens=False)["input_ids"])
+            for p in prompts["prompt"]]  # fmt: skip
+
+
+def context_of(model) -> int | None:
+    """The model's context length (max_position_embeddings), when its config says."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model) if isinstance(model, str) else getattr(model, "config", None)
+    return getattr(config, "max_position_embeddings", None)
 
 
 def make_trainer(model, tokenizer, train_dataset, training_args, rl_args: RLArguments, peft_config=None):
@@ -110,11 +131,13 @@ def make_trainer(model, tokenizer, train_dataset, training_args, rl_args: RLArgu
     judge = Judge(LLMClient(make_llm(rl_args.judge_model, rl_args.judge_api_base))) if rl_args.judge_model else None
     agent = Agent(None, index, visitor, AgentConfig(search_k=rl_args.search_k))
     extra = [c for c in train_dataset.column_names if c not in ("id", "question", "answer")]
+    prompts = train_dataset.map(to_prompt, remove_columns=extra)
+    prompts = fit_rl(prompts, prompt_lengths(prompts, tokenizer), training_args, rl_args, context_of(model), log)
     return DAPOTrainer(
         model=model,
         reward_funcs=[format_reward, answer_reward(judge)],
         args=training_args,
-        train_dataset=train_dataset.map(to_prompt, remove_columns=extra),
+        train_dataset=prompts,
         processing_class=tokenizer,
         rollout_func=ToolRollout(agent),
         peft_config=peft_config,
@@ -134,12 +157,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--dataset_name (a Hub id or RUN/export/rl) and --index (RUN/index) are required")
     if training_args.use_vllm and training_args.vllm_mode == "server" and training_args.world_size > 1:
         sys.exit("multi-turn rollouts generate per process: with several processes use --vllm_mode colocate")
+    model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
     hub = {"revision": model_args.model_revision, "trust_remote_code": training_args.trust_remote_code}
     training_args.model_init_kwargs = {**hub, "dtype": model_args.dtype, **(training_args.model_init_kwargs or {})}
     tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, **hub)
     dataset = load_sft_dataset(script_args.dataset_name, script_args.dataset_config)[script_args.dataset_train_split]
     peft = get_peft_config(model_args)
-    trainer = make_trainer(model_args.model_name_or_path, tokenizer, dataset, training_args, rl_args, peft)
+    try:
+        trainer = make_trainer(model_args.model_name_or_path, tokenizer, dataset, training_args, rl_args, peft)
+    except ValueError as e:  # an overlong prompt, a completion budget past the context: one line, no traceback
+        sys.exit(f"error: {e}")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.accelerator.print(f"Model saved to {training_args.output_dir}")

@@ -18,18 +18,29 @@ picked from the model type and the tokenizer's special tokens, and an unknown mo
 pass your own with `--chat_template_path FILE.jinja`. Unless `--eos_token` is given, the template's end-of-turn token
 becomes the EOS token, so generation stops where the trained turns stop.
 
+Lengths are never cut silently: `--max_length` defaults to the longest conversation as the chat template renders it
+(up to `--max_length_cap`), and conversations over the limit stop the run unless `--overlong drop` or
+`--overlong truncate` says what to do with them, which is counted in the log (`wdtk.training.lengths`).
+
 Every TRL SFTConfig and ModelConfig option works (`--help` lists them; `--config FILE.yaml` sets them from a file).
-On a machine without a GPU, bf16 and gradient checkpointing default to off.
+On a machine without a GPU, bf16 and gradient checkpointing default to off, and batches to one conversation with
+8 steps of gradient accumulation (SmolLM2-135M on 2,200-token conversations then peaks at 6.8 GB, 0.85 of an 8 GB
+budget: bench/sft_memory.py; TRL's default batch of 8 took 11.7 GB). `--model_name_or_path embedded` is the
+embedded SmolLM2-135M-Instruct checkpoint (converted into the cache on first use).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lengths import LengthArguments, fit, token_lengths
 from .templates import FAMILIES, has_generation_markers, select_template
+
+CPU_BATCH = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 8}  # the same 8 rows a step, in 8 GB
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -37,8 +48,8 @@ class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpF
 
 
 @dataclass
-class TemplateArguments:
-    """Which chat template renders the conversations."""
+class TemplateArguments(LengthArguments):
+    """Which chat template renders the conversations, and how long one may be."""
 
     chat_template_family: str | None = field(
         default=None,
@@ -58,11 +69,11 @@ def parse_args(argv: list[str] | None = None) -> tuple:
     parser = TrlParser(
         (ScriptArguments, SFTConfig, ModelConfig, TemplateArguments), description=__doc__, formatter_class=_Help
     )
-    defaults = {"assistant_only_loss": True}
+    defaults = {"assistant_only_loss": True, "max_length": None}  # None: from the data (build_trainer)
     if not is_torch_bf16_gpu_available():
         defaults["bf16"] = False
     if not torch.cuda.is_available():  # checkpointing saves GPU memory; on CPU it only costs time
-        defaults.update(gradient_checkpointing=False, activation_checkpointing=False)
+        defaults.update(gradient_checkpointing=False, activation_checkpointing=False, **CPU_BATCH)
     fields = set(SFTConfig.__dataclass_fields__)
     parser.set_defaults_with_config(**{k: v for k, v in defaults.items() if k in fields})
     return parser.parse_args_and_config(argv)
@@ -109,10 +120,41 @@ def prepare_tokenizer(model_args, training_args, template_args):
     return tokenizer
 
 
+def fit_max_length(train, tokenizer, training_args, length_args):
+    """The training rows, `training_args.max_length` set from them when not given (see `wdtk.training.lengths`)."""
+    if not hasattr(train, "__len__") or "messages" not in (train.column_names or ()):
+        if training_args.max_length is None:  # a stream cannot be measured beforehand; text rows are not chats
+            raise ValueError("--max_length is needed here: the lengths cannot be read from this dataset beforehand")
+        return train
+    lengths = token_lengths(train, tokenizer)
+    train, training_args.max_length = fit(train, lengths, training_args.max_length, length_args, "conversation", log)
+    return train
+
+
+def log(message: str) -> None:
+    """A line for the user, from the first process only."""
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        print(f"[wdtk] {message}", file=sys.stderr, flush=True)
+
+
+def resolve_model(name: str) -> str:
+    """`embedded` is the embedded SmolLM2 checkpoint (written to the cache on first use); other names stay."""
+    if name != "embedded":
+        return name
+    from ..synth.llm.embedded import CACHE_FORMAT, convert_gguf, default_cache_root, gguf_digest, gguf_path
+
+    gguf = gguf_path()  # as EmbeddedLLM finds it, without loading the model into this process
+    path = default_cache_root() / "embedded" / f"{gguf_digest(gguf)}-{CACHE_FORMAT}"
+    if not (path / "config.json").exists():
+        convert_gguf(gguf, path)
+    return str(path)
+
+
 def build_trainer(script_args, training_args, model_args, template_args):
     """An SFTTrainer for the dataset and model the arguments name, ready to train()."""
     from trl import SFTTrainer, get_peft_config, get_quantization_config
 
+    model_args.model_name_or_path = resolve_model(model_args.model_name_or_path)
     training_args.model_init_kwargs = {
         "revision": model_args.model_revision,
         "trust_remote_code": training_args.trust_remote_code,
@@ -122,12 +164,13 @@ def build_trainer(script_args, training_args, model_args, template_args):
     }
     tokenizer = prepare_tokenizer(model_args, training_args, template_args)
     dataset = load_sft_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
+    train = fit_max_length(dataset[script_args.dataset_train_split], tokenizer, training_args, template_args)
     test_split = script_args.dataset_test_split
     evaluate = training_args.eval_strategy != "no" and test_split in dataset
     return SFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
-        train_dataset=dataset[script_args.dataset_train_split],
+        train_dataset=train,
         eval_dataset=dataset[test_split] if evaluate else None,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
@@ -142,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("--dataset_name is required: a Hub dataset id or a directory written by `wdtk export` (its sft/)")
     try:
         trainer = build_trainer(script_args, training_args, model_args, template_args)
-    except (FileNotFoundError, ValueError) as e:  # bad input: one clear line, not a traceback
+    except (FileNotFoundError, ValueError) as e:  # bad input (an overlong row too): one clear line, no traceback
         sys.exit(f"error: {e}")
     if hasattr(trainer.train_dataset, "__len__") and len(trainer.train_dataset) == 0:
         sys.exit(  # TRL drops examples that truncation left with nothing to train on; torch then fails obscurely

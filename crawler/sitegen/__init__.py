@@ -25,10 +25,10 @@ Traps: on-site 301s from alternative titles (one a two-hop chain), 301s to http:
 to https://records.offsite.invalid, red links that 404, a missing PDF, #fragment links, and articles linked as
 X.html?lang=en&view=full and X.html?view=full&lang=en. The server ignores query strings.
 
-Ground truth, under /_truth/ (disallowed by robots.txt); `load_truth(dir)` returns site.json's keys plus the four
+Ground truth, under /_truth/ (disallowed by robots.txt); `load_truth(dir)` returns site.json's keys plus the five
 lists below:
 
-    site.json        seed, page_count, page_kinds {kind: n}, site_name, chrome_strings, featured (paths),
+    site.json        seed, page_count, page_kinds {kind: n}, site_name, chrome_strings, template_chrome, featured,
                      robots_disallow, redirects [{from, to, final, offsite}], broken_links [{path, linked_from}],
                      files [{path, kind, content_type, entity, linked_from}], url_variants [{target, hrefs}],
                      offsite_links [{href, linked_from}]
@@ -36,15 +36,21 @@ lists below:
                      entity-valued attributes hold entity ids, dates are ISO strings, participant is a list
     facts.json       [{id, subject, relation, object, object_type (entity|date|year|number|text), object_text,
                      pages}]; object_text is the object exactly as written on each page in `pages`
-    pages.json       [{path, kind (main|about|index|category|article|talk), title, entity?, links}]; links are
-                     the page's distinct <a href> values in document order, exactly as written (fragment-only
-                     hrefs are prefixed with the page path)
+    pages.json       [{path, kind (main|about|index|category|article|talk|contents|docs|modindex|portal), template,
+                     title, entity?, links}]; links are the page's distinct <a href> values in document order,
+                     exactly as written (the Handbook's are relative; fragment-only hrefs get the page path)
     categories.json  [{path, title, subject_type, relation, object, object_text, members [entity ids]}]
+    texts.json       [{path, text}]: each page's true main text, a line per block (what extraction should give)
+
+Beside the encyclopedia: the Handbook under /docs/ (Sphinx-style documentation without <main>: contents pages,
+topics with admonitions and definition lists, API pages, a module index) and borough notices under /notices/
+(a short notice inside a page that is mostly menu); pages.json gives every page's kind and template, site.json
+the chrome strings of each template. eval.jsonl holds 30 GAIA-style questions {task_id, Question, Final answer,
+Level} with one answer each, for `wdtk eval` (robots.txt keeps crawlers off it).
 """
 
 from .build import build_site
-from .chrome import CHROME_STRINGS
 from .serve import serve, start_server
-from .truth import load_truth
+from .truth import CHROME_STRINGS, load_truth
 
 __all__ = ["CHROME_STRINGS", "build_site", "load_truth", "serve", "start_server"]

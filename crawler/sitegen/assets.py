@@ -11,6 +11,7 @@ ROBOTS = """User-agent: *
 Disallow: /private/
 Disallow: /_truth/
 Disallow: /_redirects.json
+Disallow: /eval.jsonl
 """
 
 

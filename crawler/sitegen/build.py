@@ -12,13 +12,17 @@ from . import pages
 from .article import ArticleWriter
 from .assets import ROBOTS, file_bytes
 from .chrome import Chrome, out_links, tabs
+from .docs import DocPage, DocsWriter
+from .docs_chrome import docs_html
 from .plan import Plan, new_plan
+from .portal import notice_body, notice_path, portal_html
+from .seeds import write_eval_split
 from .traps import add_traps
-from .truth import write_truth
+from .truth import fragment_text, template_of, write_truth
 
 MIN_PAGES, MAX_PAGES = 50, 100_000
-GENERATED = ("index.html", "about.html", "robots.txt", "_redirects.json", "wiki", "category", "index", "private",
-             "files", "data", "_truth")  # fmt: skip
+GENERATED = ("index.html", "about.html", "robots.txt", "_redirects.json", "eval.jsonl", "wiki", "category", "index",
+             "private", "files", "data", "docs", "notices", "_truth")  # fmt: skip
 
 
 def build_site(out_dir: Path, pages: int, seed: int = 0, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -33,7 +37,8 @@ def build_site(out_dir: Path, pages: int, seed: int = 0, progress: Callable[[int
     writer = SiteWriter(out, plan, progress)
     writer.write_pages()
     writer.write_extras()
-    write_truth(out, plan, writer.records, writer.fact_pages)
+    write_truth(out, plan, writer.records, writer.fact_pages, writer.texts)
+    write_eval_split(out, seed=seed)
     if len(writer.records) != pages:
         raise RuntimeError(f"wrote {len(writer.records)} pages, expected {pages}")
     return summary(plan, writer, round(perf_counter() - started, 3))
@@ -62,7 +67,8 @@ def summary(plan: Plan, writer: "SiteWriter", seconds: float) -> dict:
         "pages": len(writer.records), "articles": kinds["article"], "categories": kinds["category"],
         "index_pages": kinds["index"], "talk_pages": kinds["talk"], "entities": len(plan.world.entities),
         "facts": len(plan.world.facts), "files": len(plan.files), "redirects": len(plan.redirects),
-        "broken_links": len(plan.broken), "bytes": writer.bytes, "seconds": seconds,
+        "broken_links": len(plan.broken), "docs_pages": len(plan.docs), "notices": len(plan.notices),
+        "bytes": writer.bytes, "seconds": seconds,
     }  # fmt: skip
 
 
@@ -73,24 +79,28 @@ class SiteWriter:
         self.out, self.plan, self.progress = out, plan, progress
         self.chrome = Chrome(plan)
         self.records: list[dict] = []
+        self.texts: list[dict] = []  # {path, text}: each page's true main text
         self.written: set[str] = set()
         self.fact_pages: dict[str, list[str]] = defaultdict(list)
         self.bytes = 0
         self.step = max(1, plan.pages // 100)
-        for folder in ("wiki", "category", "index", "private/talk", "files", "data", "_truth"):
+        for folder in ("wiki", "category", "index", "private/talk", "files", "data", "docs", "notices", "_truth"):
             (out / folder).mkdir(parents=True, exist_ok=True)
 
     def emit(self, path: str, kind: str, title: str, main: str, entity: str | None = None, tab_bar: str = "",
-             facts: list[str] = ()) -> None:  # fmt: skip
-        """Wrap, write and record one page."""
+             facts: list[str] = (), html: str = "") -> None:  # fmt: skip
+        """Wrap (unless `html` is the whole document already), write and record one page; `main` is its content."""
         if path in self.written:
             raise RuntimeError(f"two pages planned at {path}")
         self.written.add(path)
-        html = self.chrome.page(path, title, kind, main, tab_bar)
+        html = html or self.chrome.page(path, title, kind, main, tab_bar)
         data = html.encode()
-        (self.out / path.lstrip("/")).write_bytes(data)
+        target = self.out / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
         self.bytes += len(data)
-        record = {"path": path, "kind": kind, "title": title}
+        self.texts.append({"path": path, "text": fragment_text(main)})
+        record = {"path": path, "kind": kind, "template": template_of(kind), "title": title}
         if entity:
             record["entity"] = entity
         record["links"] = out_links(html, path)
@@ -114,6 +124,11 @@ class SiteWriter:
             )
         for entity in plan.articles:
             self.write_article(entity)
+        self.write_docs()
+        for title, place in plan.notices:
+            rng = random.Random(f"notice:{plan.seed}:{title}")
+            body = notice_body(title, place, rng)
+            self.emit(notice_path(title), "portal", title, body, html=portal_html(title, body))
         for entity in plan.articles:
             if entity.id in plan.talk:
                 rng = random.Random(f"talk:{plan.seed}:{entity.id}")
@@ -129,6 +144,16 @@ class SiteWriter:
         facts = [f.id for f in writer.facts] + writer.stated
         bar = tabs(entity.url, talk_url(entity), "Article") if entity.id in self.plan.talk else ""
         self.emit(entity.url, "article", entity.name, main, entity.id, bar, list(dict.fromkeys(facts)))
+
+    def write_docs(self) -> None:
+        """The Handbook, each page between its previous and next one in reading order (from the main page, and
+        back to the Handbook's start at its end, so every page's sidebar has both)."""
+        order, writer = self.plan.docs, DocsWriter(self.plan.docs, self.plan.seed)
+        home = DocPage("/index.html", "main", "Orrery Compendium")
+        for i, page in enumerate(order):
+            prev, nxt = order[i - 1] if i else home, order[(i + 1) % len(order)]
+            body = writer.body(page)
+            self.emit(page.path, page.kind, page.title, body, html=docs_html(page, body, prev, nxt))
 
     def write_extras(self) -> None:
         """Non-HTML files, robots.txt and the redirect map the server reads."""

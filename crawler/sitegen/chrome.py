@@ -8,8 +8,8 @@ from .plan import Plan
 SITE_NAME = "The Orrery Compendium"
 LICENCE_LINE = "Text is available under the Orrery Open Licence 2.0; additional terms may apply."
 FICTION_LINE = "All people, places and events described on this site are fictional."
-# Distinctive strings that appear only in the chrome, never inside <main>; text extraction should drop them.
-CHROME_STRINGS = (
+# Distinctive strings that appear only in the encyclopedia's chrome, never inside <main>; extraction should drop them.
+WIKI_CHROME_STRINGS = (
     "Jump to content",
     "Search the Compendium",
     "Featured articles",

@@ -3,8 +3,11 @@
 import random
 from collections import Counter
 
+from .docs import DOCS
+from .docs import TITLE as HANDBOOK
 from .names import NameGen
 from .plan import Category, IndexPage, Plan
+from .portal import notice_path
 from .prose import bullet_list, entity_link
 from .traps import MIRROR_PATH, OFFSITE
 from .world import Entity
@@ -42,7 +45,8 @@ def main_page(plan: Plan) -> str:
         "articles.</p>",
         '<h2 id="Categories">Large categories</h2>',
         bullet_list(f'<a href="{c.path}">{c.title}</a> ({len(c.members)})' for c in largest),
-        '<h2 id="More">More</h2>', '<p>Read <a href="/about.html">about this site</a> and how it is made.</p>',
+        '<h2 id="More">More</h2>', '<p>Read <a href="/about.html">about this site</a> and how it is made, or the '
+        f'<a href="{DOCS}/index.html">{HANDBOOK}</a> on the tools that read its records.</p>',
     ])  # fmt: skip
 
 
@@ -67,6 +71,8 @@ def about_page(plan: Plan) -> str:
         f'<a class="external" href="{OFFSITE}/about">The project behind the site</a>',
     ]
     parts += ['<h2 id="mirrors">Mirrors</h2>', bullet_list(mirrors)]
+    notices = [f'<a href="{notice_path(title)}">{title}</a>' for title, _ in plan.notices]
+    parts += ['<h2 id="notices">Borough notices</h2>', bullet_list(notices)]
     return "\n".join(parts)
 
 

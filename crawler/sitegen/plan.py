@@ -4,8 +4,10 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .docs import MIN_DOCS, DocPage, docs_page_count, plan_docs
 from .names import slugify
 from .populate import make_world
+from .portal import notice_titles, portal_page_count
 from .vocab import EVENT_KINDS, FORMS, OCCUPATIONS
 from .world import Entity, World
 
@@ -99,6 +101,8 @@ class Plan:
     variants: dict[str, list[str]] = field(default_factory=dict)  # article path -> query-string variants linked
     external: dict[str, list[tuple[str, str]]] = field(default_factory=lambda: defaultdict(list))
     files: list[FileSpec] = field(default_factory=list)
+    docs: list[DocPage] = field(default_factory=list)  # the Handbook, in reading order
+    notices: list[tuple[str, Entity]] = field(default_factory=list)  # (title, place) of each borough notice
 
     @property
     def articles(self) -> list[Entity]:
@@ -144,8 +148,22 @@ def build_index(world: World) -> list[IndexPage]:
     return pages
 
 
+def make_room(pages: int, talk: int, categories: int) -> tuple[int, int, int, int]:
+    """(Handbook pages, notices, talk pages given up, categories given up) for a site whose encyclopedia was fitted
+    to all `pages`: the sections replace talk pages (keeping 1% of the site) and then the smallest categories,
+    so the world, its facts and its articles stay what they were before the sections existed."""
+    notices = portal_page_count(pages)
+    from_talk = min(docs_page_count(pages) + notices, max(0, talk - max(1, round(pages * 0.01))))
+    room = from_talk + categories
+    docs = min(docs_page_count(pages), room - notices)
+    docs = docs if docs >= MIN_DOCS else 0  # a site too small for a Handbook keeps its categories
+    notices = min(notices, room - docs)
+    from_talk = min(from_talk, docs + notices)
+    return docs, notices, from_talk, docs + notices - from_talk
+
+
 def fit(pages: int, seed: int) -> tuple[World, list[Category], list[IndexPage], int]:
-    """Pick a world size whose pages (articles, categories, indices, main, about) plus talk pages total `pages`."""
+    """Pick a world size whose pages (articles, categories, indices, main, about) plus talk pages fill `pages`."""
     talk_low, talk_high = max(1, round(pages * 0.02)), max(3, round(pages * 0.10))
     n = max(1, round(pages * (0.835 - 3.3 / pages**0.5)))  # empirical share of pages that are articles
     best = None
@@ -172,8 +190,14 @@ def new_plan(pages: int, seed: int) -> Plan:
     """The page plan for a site of exactly `pages` HTML pages (traps are added by `traps.add_traps`)."""
     world, cats, index, n_talk = fit(pages, seed)
     rng = random.Random(f"wdtk-sitegen-plan:{seed}:{pages}")
-    talk = set(e.id for e in rng.sample(world.entities, n_talk))
+    drawn = rng.sample(world.entities, n_talk)  # drawn in full: the traps after it draw from the same stream
+    docs, notices, from_talk, from_cats = make_room(pages, n_talk, len(cats))
+    talk = set(e.id for e in drawn[: n_talk - from_talk])
+    cats = cats[: len(cats) - from_cats]  # largest first: the smallest give way
     plan = Plan(pages, seed, world, sorted(cats, key=lambda c: c.path), index, talk, rng)
+    plan.docs = plan_docs(docs, seed) if docs else []
+    places = [e for e in world.entities if e.type == "place"] or world.entities
+    plan.notices = notice_titles(places, notices, random.Random(f"wdtk-sitegen-notices:{seed}"))
     for cat in plan.categories:
         plan.category_for[(cat.relation, cat.object)] = cat
         for member in cat.members:

@@ -16,9 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
-from ..llm.base import Sampling
+from ..llm.base import PermanentLLMError, Sampling, TransientLLMError
 from ..llm.client import prompt_chars
 from ..search.base import SearchError, render_search, search_many
 from .format import (
@@ -144,7 +142,8 @@ class Agent:
         return turn_grammar(self.instructions.tools, self.cfg.max_new_tokens, seen_urls(messages))
 
     async def act(self, call: dict) -> str:
-        """Run one valid tool call; tool failures become the observation, LLM failures propagate."""
+        """Run one valid tool call; tool failures (whatever the web or the arguments make them raise) become the
+        observation and the rollout goes on; LLM failures propagate."""
         name, args = call["name"], call["arguments"]
         try:
             if name == "search":
@@ -152,8 +151,13 @@ class Agent:
                 observation = render_search(results)
             else:
                 observation = await self.visitor.visit_many(args["url"][:MAX_URLS], args["goal"])
-        except (SearchError, httpx.HTTPError) as e:
+        except (TransientLLMError, PermanentLLMError):
+            raise
+        except SearchError as e:
             observation = f"The {name} tool failed: {e}. Try again or use another query."
+        except Exception as e:  # noqa: BLE001 - web content is data: it never ends a rollout
+            detail = " ".join(str(e).split())[:300]
+            observation = f"The {name} tool failed: {type(e).__name__}: {detail}. Try again or use another query."
         if len(observation) > self.cfg.max_observation_chars:
             observation = observation[: self.cfg.max_observation_chars] + "\n[... cut]"
         return observation

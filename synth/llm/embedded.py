@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Completion, GrammarError, PermanentLLMError, Sampling, Structured
+from .base import Completion, GrammarError, PermanentLLMError, Sampling, Structured, checkpoint_id
 from .batching import MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -165,8 +165,8 @@ class EmbeddedLLM:
         self.cache_dir = Path(cache_dir) if cache_dir else None  # default: default_cache_root() / "embedded"
         # a local transformers checkpoint instead of SmolLM2 (e.g. one `wdtk evolve` just trained)
         self.model_path = Path(model_path) if model_path else None
-        if self.model_path is not None:
-            self.name = f"local:{self.model_path.resolve()}"
+        if self.model_path is not None:  # by content, not by where it lies: ids must not depend on a local path
+            self.name = f"local:{checkpoint_id(self.model_path)}"
         self.max_batch, self.batch_window, self.dtype = max_batch, batch_window, dtype
         self.threads = threads or default_threads()
         self.load_report: LoadReport | None = None

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from .base import Completion, Sampling, Structured
+from .base import Completion, Sampling, Structured, TransientLLMError
 from .structured import Fallback, asks_for_structure, with_fallback
-from .wire import map_error, request_body
+from .wire import raise_mapped, request_body
 
 
 class LiteLLM:
     """Any provider litellm knows ("anthropic/claude-...", "gemini/...", "openai/..."), through litellm.acompletion."""
 
+    hedge = True  # a straggling request may be raced by a second one (LLMClient)
+
     def __init__(self, model: str, *, api_base: str | None = None, api_key: str | None = None, **options) -> None:
         self.model, self.api_base, self._api_key, self._options = model, api_base, api_key, options
-        self.name = f"litellm:{model}" + (f"@{api_base}" if api_base else "")
+        self.name = f"litellm:{model}"  # never the api_base: ids must not depend on an address
         self._fallback = Fallback(self.name)
 
     async def complete(
@@ -49,8 +51,11 @@ class LiteLLM:
                 drop_params=True,
             )
         except Exception as e:
-            raise map_error(e) from e
-        completion = self._completion(response, litellm)
+            raise_mapped(e)
+        try:
+            completion = self._completion(response, litellm)
+        except (AttributeError, IndexError, KeyError, TypeError) as e:  # a body without a usable choice
+            raise TransientLLMError(f"malformed completion: {type(e).__name__}: {e}") from e
         # drop_params removes a response_format the provider cannot take: then nothing held the reply to its schema
         completion.constrained = asks_for_structure(body) and _supports_schema(self.model)
         return completion

@@ -28,13 +28,15 @@ import orjson
 
 from .base import Completion, Sampling, Structured, TransientLLMError
 from .structured import Fallback, asks_for_structure, with_fallback
-from .wire import map_error, parse_completion, request_body, status_error
+from .wire import parse_completion, raise_mapped, request_body, status_error
 
 TRANSPORTS = ("aiohttp", "sdk")
 
 
 class OpenAILLM:
     """An LLM behind an OpenAI-compatible /chat/completions endpoint; `sdk_options` go to `openai.AsyncOpenAI`."""
+
+    hedge = True  # a straggling request may be raced by a second one (LLMClient)
 
     def __init__(
         self,
@@ -50,7 +52,7 @@ class OpenAILLM:
             raise ValueError(f"unknown transport {transport!r}: use one of {TRANSPORTS}")
         self.model, self.transport, self.max_connections = model, transport, max_connections
         self.api_base = (api_base or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self.name = f"openai:{model}@{self.api_base}"
+        self.name = f"openai:{model}"  # not the address: the same model behind another port writes the same ids
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._sdk_options = sdk_options
         self._url = self.api_base + "/chat/completions"
@@ -86,7 +88,7 @@ class OpenAILLM:
         except orjson.JSONDecodeError as e:
             raise TransientLLMError(f"not a JSON body: {e}") from e
         except Exception as e:
-            raise map_error(e) from e
+            raise_mapped(e)
         completion = parse_completion(data)
         completion.constrained = asks_for_structure(body)
         return completion

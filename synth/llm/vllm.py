@@ -7,8 +7,9 @@ requests wait in a queue while a batch runs, and the next batch takes all of the
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from .base import Completion, PermanentLLMError, Sampling, Structured
+from .base import Completion, PermanentLLMError, Sampling, Structured, checkpoint_id
 from .batching import MicroBatcher
 
 INSTALL_HINT = "the 'vllm:' backend needs vLLM in this environment (pip install vllm; Linux with a CUDA GPU)"
@@ -27,7 +28,8 @@ class VLLMBatchLLM:
 
     def __init__(self, model: str, *, batch_window: float = 0.005, max_batch: int = 1024, **engine_options) -> None:
         self._vllm = _import_vllm()
-        self.name = f"vllm:{model}"
+        # a checkpoint on disk is named by content, never by its path on this machine
+        self.name = f"vllm:{checkpoint_id(model) if Path(model).is_dir() else model}"
         self.model = model
         self._engine = self._vllm.LLM(model=model, **engine_options)
         # the engine is not thread-safe: one worker thread runs every batch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import replace
 
@@ -18,6 +19,9 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
 _REASONING_MODEL = re.compile(r"^(openai/)?(o\d|gpt-5)")
+_NO_CREDENTIALS = re.compile(
+    r"missing [\w ]{0,30}(api[ _-]?key|credentials)|no (api )?key (is )?set|(invalid|incorrect) api[ _-]?key", re.I
+)
 
 
 def request_body(
@@ -87,6 +91,8 @@ def map_error(error: Exception) -> Exception:
         return error
     detail = str(error) or ("timed out" if isinstance(error, TimeoutError) else "no detail")
     message = f"{type(error).__name__}: {detail}"[:500]
+    if _NO_CREDENTIALS.search(detail):  # litellm says so with a 500 or a connection error: no retry can fix it
+        return PermanentLLMError(message)
     status = getattr(error, "status_code", None)
     if isinstance(status, int) and status >= 400 and not isinstance(error, openai.APIConnectionError):
         return status_error(status, message.encode(), _headers(error))
@@ -97,6 +103,15 @@ def map_error(error: Exception) -> Exception:
     ):
         return TransientLLMError(message)  # dropped or refused connections, timeouts, cut-off bodies
     return error
+
+
+def raise_mapped(error: Exception) -> typing.NoReturn:
+    """Raise the Transient/Permanent error for `error` (from an `except` block), chained to it; `error` itself when
+    it needs no mapping, never chained to itself (an error that is its own cause loops whatever walks the chain)."""
+    mapped = map_error(error)
+    if mapped is error:
+        raise error
+    raise mapped from error
 
 
 def status_error(status: int, body: bytes, headers: Mapping | None) -> TransientLLMError | PermanentLLMError:
