@@ -12,6 +12,7 @@ import click
 from . import __version__
 from .synth.options import (
     MODEL_HELP,
+    STRUCTURED,
     max_groups_option,
     max_questions_option,
     prepare_judge,
@@ -126,12 +127,14 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option(
     "--api-base", envvar="WDTK_API_BASE", show_envvar=True, default=None, help="OpenAI-compatible endpoint of --model."
 )
-@max_questions_option("questions to sample trajectories for (0: stop after filtering)", default=4, minimum=0)
+@max_questions_option("questions to sample trajectories for (0: stop after filtering)", default=2, minimum=0)
 @rollouts_option(aliases=())
 @click.option(
     "--judge", "judge_model", default=None, envvar="WDTK_JUDGE_MODEL", show_envvar=True,
-    help="LLM judge for the funnel; 'none': exact match.  [default: --model]",
+    help="LLM judge for the funnel; 'none': exact match.  [default: --model; exact match for the embedded model, "
+    "whose verdicts are at chance]",
 )  # fmt: skip
+@STRUCTURED
 def demo(
     run_dir: Path,
     pages: int,
@@ -144,6 +147,7 @@ def demo(
     limit: int,
     rollouts: int,
     judge_model: str | None,
+    structured: str,
 ) -> None:
     """Run the whole pipeline offline on a generated site, and write RUN/report.html.
 
@@ -161,7 +165,8 @@ def demo(
     groups, questions = max_groups, limit
     if groups:
         model = prepare_model(model, api_base)
-        judge = None if judge_model == "none" else judge_model or model
+        # the embedded model judges no better than chance (bench/structured.py): exact match decides for it
+        judge = None if judge_model == "none" else judge_model or (None if model == "embedded" else model)
         if judge != model:
             prepare_judge(judge, None)
     (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
@@ -179,10 +184,11 @@ def demo(
         server.shutdown()
     if groups:
         seeds = simple_seeds(site_dir, 3)
-        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds)
+        small = {**_SMALL, "structured": structured}
+        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds, small)
         summary["filter"] = _demo_filter(run_dir, seeds)
         if questions and summary["filter"]["kept"]:
-            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts)
+            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts, small)
             summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
     summary["report"] = str(_demo_report(run_dir))
     from .report.audit import demo_lines  # the audit of the demo's data against its site's truth
@@ -195,7 +201,9 @@ def demo(
 _SMALL = {"concurrency": 32, "rpm": None, "tpm": None, "workers": 0, "scheduler": None, "partition_size": 16}
 
 
-def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds) -> dict:
+def _demo_synth(
+    run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds, opts: dict
+) -> dict:
     """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
     from .synth.commands import synthesise
     from .synth.crawlqa import CrawlQAConfig
@@ -215,7 +223,7 @@ def _demo_synth(run_dir: Path, groups: int, rewrites: int, model: str, api_base:
         crawlqa_cfg=crawlqa_cfg,
         e2hqa_cfg=e2hqa_cfg,
         extra_seeds=seeds,
-        **_SMALL,
+        **opts,
     )
 
 
@@ -237,7 +245,7 @@ def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
     return summary
 
 
-def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int) -> dict:
+def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int, opts: dict) -> dict:
     """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
     from .synth.agent.loop import AgentConfig
     from .synth.options import run_with_progress, stage_backends
@@ -245,11 +253,17 @@ def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int
 
     click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
     small = model == "embedded"
-    agent = AgentConfig(max_calls=4, max_new_tokens=256, max_context_tokens=4096) if small else AgentConfig()
-    backends, opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **_SMALL)
-    out, cfg = run_dir / "sample", SampleConfig(rollouts=rollouts, agent=agent)
+    if small:  # valid turns go on to read results and pages: prompts and replies are held short (the CPU's time)
+        agent = AgentConfig(
+            max_calls=3, max_new_tokens=160, max_context_tokens=3072, search_k=3, max_observation_chars=2000
+        )
+        cfg = SampleConfig(rollouts=rollouts, agent=agent, visit_max_tokens=192, visit_max_chars=2000)
+    else:
+        cfg = SampleConfig(rollouts=rollouts)
+    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **opts)
+    out = run_dir / "sample"
     sources = [run_dir / "filter" / "records"]
-    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, opts, questions, p))
+    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, run_opts, questions, p))
 
 
 def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:

@@ -59,6 +59,7 @@ def client_for(ctx, model: str | None, api_base: str | None) -> LLMClient:
         timeout=timeout,
         cache=ctx.client.cache,
         usage=ctx.client.usage,
+        structured=ctx.client.structured,  # the run's --structured holds for the solver and the judge too
     )
 
 

@@ -23,6 +23,7 @@ RUN_DEFAULTS = {
     "timeout": 120.0,
     "max_retries": 6,
     "allow_incomplete": False,
+    "structured": "auto",
 }
 AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
 
@@ -134,6 +135,15 @@ MODEL_HELP = (
     "'vllm:NAME'.  [default: embedded; with --api-base, the one model it serves]"
 )
 SEARCH_HELP = "bm25:INDEX_DIR (from `wdtk index`), serper:URL (key from SERPER_API_KEY) or searxng:URL."
+STRUCTURED = click.option(
+    "--structured",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    envvar="WDTK_STRUCTURED",
+    show_envvar=True,
+    help="Hold replies to their JSON schema and agent turns to the ReAct grammar while decoding: auto (where the "
+    "backend can; a server that refuses gets plain prompts), on (always; a refusal is an error), off.",
+)
 MODEL = [
     click.option("--model", envvar="WDTK_MODEL", show_envvar=True, default=None, help=MODEL_HELP),
     click.option(
@@ -163,6 +173,7 @@ MODEL = [
         type=click.IntRange(0),
         help="Retries of an LLM call after 429s, 5xx, timeouts and dropped connections.",
     ),
+    STRUCTURED,
 ]
 ALLOW_INCOMPLETE = click.option(
     "--allow-incomplete",
@@ -306,6 +317,7 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
         tpm=opts["tpm"],
         timeout=timeout,
         max_retries=opts["max_retries"],
+        structured=opts["structured"],
     )
     workers = opts["workers"]
     run_opts = RunOptions(

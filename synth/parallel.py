@@ -46,6 +46,7 @@ class Backends:
     tpm: float | None = None
     timeout: float = 120.0  # seconds per LLM request (--timeout, WDTK_TIMEOUT)
     max_retries: int = 6  # per LLM call (--max-retries, WDTK_MAX_RETRIES)
+    structured: str = "auto"  # hold replies to their schema or grammar: auto, on, off (--structured, WDTK_STRUCTURED)
 
 
 @dataclass(frozen=True)

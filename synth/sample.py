@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
@@ -19,9 +19,18 @@ from .. import __version__
 from ..schemas import record_id
 from .agent.format import TOOLS
 from .agent.loop import Agent, AgentConfig, Rollout
-from .agent.visit import Visitor
+from .agent.visit import EXTRACT_SAMPLING, Visitor
 from .e2hqa import seed_record
 from .parallel import Backends, RunOptions, Stage, read_input, run_stage
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """What each rollout runs with: the stage's config, without --rollouts (so that more rollouts extend a run)."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    visit_max_tokens: int = EXTRACT_SAMPLING.max_tokens  # the visit tool's extraction reply
+    visit_max_chars: int = 60_000  # page text the visit tool shows the model
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,12 @@ class SampleConfig:
 
     rollouts: int = 3
     agent: AgentConfig = field(default_factory=AgentConfig)
+    visit_max_tokens: int = EXTRACT_SAMPLING.max_tokens  # the visit tool's extraction reply
+    visit_max_chars: int = 60_000  # page text the visit tool shows the model
+
+    def per_rollout(self) -> RolloutConfig:
+        """The stage's config: everything but the number of rollouts."""
+        return RolloutConfig(self.agent, self.visit_max_tokens, self.visit_max_chars)
 
 
 def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_version: str, temperature: float) -> dict:
@@ -50,6 +65,7 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
             "prompt_version": prompt_version,
             "parent_ids": [qa["id"]],
             "temperature": temperature,
+            "constrained": rollout.constrained,  # every turn held to the ReAct grammar while decoding
         },
     }
     if rollout.prediction is not None:
@@ -60,10 +76,13 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
 
 
 def make_agent(ctx) -> Agent:
-    """The agent of a stage context (whose config is the AgentConfig): its search engine doubles as the visit tool's
+    """The agent of a stage context (whose config is a RolloutConfig): its search engine doubles as the visit tool's
     offline corpus when it can."""
     corpus = ctx.search if hasattr(ctx.search, "get") else None
-    return Agent(ctx.client, ctx.search, Visitor(ctx.client, corpus=corpus), ctx.config)
+    cfg = ctx.config
+    sampling = replace(EXTRACT_SAMPLING, max_tokens=cfg.visit_max_tokens)
+    visitor = Visitor(ctx.client, corpus=corpus, max_chars=cfg.visit_max_chars, sampling=sampling)
+    return Agent(ctx.client, ctx.search, visitor, cfg.agent)
 
 
 async def sample_rollout(item: dict, ctx) -> tuple[list[dict], list[dict]]:
@@ -71,7 +90,7 @@ async def sample_rollout(item: dict, ctx) -> tuple[list[dict], list[dict]]:
     agent, qa, k = make_agent(ctx), item["qa"], item["rollout"]
     rollout = await agent.run(qa["question"], k)
     model, version = ctx.client.llm.name, agent.instructions.version
-    return [trajectory_record(qa, k, rollout, model, version, ctx.config.temperature)], []
+    return [trajectory_record(qa, k, rollout, model, version, ctx.config.agent.temperature)], []
 
 
 def rollout_items(qas: Iterable[dict], rollouts: int) -> Iterable[dict]:
@@ -105,7 +124,8 @@ def run(
     """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary.
 
     The stage's items are rollouts (`items`); `questions` says how many questions they came from."""
-    stage = Stage("sample", sample_rollout, cfg.agent, "trajectory", backends, tally=termination, needs_search=True)
+    rollout = cfg.per_rollout()
+    stage = Stage("sample", sample_rollout, rollout, "trajectory", backends, tally=termination, needs_search=True)
     qas = list(islice(questions(sources, opts), limit))
     summary = run_stage(stage, rollout_items(qas, cfg.rollouts), out_dir, opts, progress)
     summary["questions"] = len(qas)

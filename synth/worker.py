@@ -81,7 +81,7 @@ async def run_items(stage, index: int, items: list[dict], out_dir: str, flush_se
     async def one(item: dict) -> None:
         try:
             kept, rejects = await run_item(stage, item, ctx)
-        except Exception as exc:  # noqa: BLE001 - run_item lets only transient failures through
+        except Exception as exc:  # noqa: BLE001 - run_item lets only transient failures and grammar errors through
             failed.append([item["id"], one_line(exc)])
             return
         chunks.add(item["id"], kept, rejects)
@@ -103,13 +103,16 @@ async def run_items(stage, index: int, items: list[dict], out_dir: str, flush_se
 
 
 async def run_item(stage, item: dict, ctx) -> tuple[list[dict], list[dict]]:
-    """(kept, rejects) of one item, every record valid and at least one of either; raises only transient errors."""
-    from .llm.base import PermanentLLMError
+    """(kept, rejects) of one item, every record valid and at least one of either; raises only transient errors and
+    GrammarError."""
+    from .llm.base import GrammarError, PermanentLLMError
 
     try:
         kept, rejects = await stage.fn(item, ctx)
     except PermanentLLMError as exc:  # this item can never succeed
         kept, rejects = [], [{"reason": "llm_error", "detail": one_line(exc)}]
+    except GrammarError:  # the run's schema or grammar, not this item: it fails unfinished and the run stops with it
+        raise
     except Exception as exc:
         if transient(exc):
             raise
@@ -160,6 +163,7 @@ async def context(stage):
         cache=_PROCESS["cache", b],
         usage=usage,
         gate=_PROCESS["gate", b],
+        structured=b.structured,
     )
     return Context(client, _PROCESS["search", b], stage.config), usage
 

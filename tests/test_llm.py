@@ -67,6 +67,7 @@ def test_openai_backend_sends_the_request_and_parses_the_reply(openai_server, tr
         cost=0.0,
         model="qwen-7b",
         finish_reason="length",
+        constrained=True,  # the request asked the server to hold the reply to the schema
     )
     sent = openai_server.requests[0]
     assert sent["model"] == "qwen-7b" and sent["messages"] == USER
@@ -203,7 +204,7 @@ def fake_vllm(batches: list) -> types.ModuleType:
     vllm = types.ModuleType("vllm")
     vllm.sampling_params = types.ModuleType("vllm.sampling_params")
     vllm.SamplingParams = lambda **params: params
-    vllm.sampling_params.StructuredOutputsParams = lambda json: {"json": json}
+    vllm.sampling_params.StructuredOutputsParams = lambda **constraint: constraint
 
     class LLM:
         def __init__(self, model: str, **options):

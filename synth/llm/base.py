@@ -9,7 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
+
+from ...schemas import WdtkError
+
+# How replies are held to their JSON schema or grammar: "auto" wherever the backend can (falling back to plain
+# prompting when a server refuses), "on" always (a refusal is an error), "off" never (asked in words, then parsed).
+Structured = Literal["auto", "on", "off"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Completion:
     model: str = ""
     finish_reason: str = ""
     cached: bool = False
+    constrained: bool = False  # the backend held the reply to its JSON schema or grammar while decoding
 
 
 class LLM(Protocol):
@@ -52,8 +59,13 @@ class LLM(Protocol):
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
-    ) -> Completion: ...
+    ) -> Completion:
+        """One completion. `json_schema`: the reply is one JSON object of this schema; `grammar`: the reply follows
+        this Lark grammar (llguidance's dialect); `structured` says whether to enforce them while decoding."""
+        ...
 
 
 class TransientLLMError(Exception):
@@ -66,6 +78,11 @@ class TransientLLMError(Exception):
 
 class PermanentLLMError(Exception):
     """A failure that retrying cannot fix: 4xx other than 429, unknown model, bad key."""
+
+
+class GrammarError(WdtkError, ValueError):
+    """A JSON schema or grammar that the grammar engine cannot compile: every call with it would fail, so the run
+    stops (LLMClient names the prompt in the message)."""
 
 
 def response_format(json_schema: dict | None) -> dict | None:

@@ -14,7 +14,8 @@ import copy
 import random
 from dataclasses import dataclass
 
-from .base import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
+from ..prompting import prompt_name
+from .base import LLM, Completion, GrammarError, PermanentLLMError, Sampling, Structured, TransientLLMError
 from .cache import ResponseCache, cache_key
 from .gate import Gate
 from .jsonout import parse_json
@@ -22,6 +23,7 @@ from .jsonout import parse_json
 __all__ = ["Gate", "JSONResult", "LLMClient", "ResponseCache", "Usage", "cache_key"]
 
 DEFAULT_SAMPLING = Sampling()  # frozen, so one shared default is safe
+Structure = tuple[dict | None, str | None]  # a call's JSON schema and grammar (either may be None)
 STATS = ("calls", "cache_hits", "retries", "errors", "hedges", "prompt_tokens", "completion_tokens", "cost")
 
 
@@ -93,7 +95,8 @@ class LLMClient:
     """Calls an LLM with concurrency and rate limits, retries, a timeout, hedging, a cache, and usage accounting.
 
     `gate` shares the limits between clients of one backend (`view()` makes one per partition, with its own usage);
-    `hedge` races a straggling request with a second copy (default: when the backend says it is a network one).
+    `hedge` races a straggling request with a second copy (default: when the backend says it is a network one);
+    `structured` (auto, on, off) says whether backends hold replies to their JSON schema or grammar while decoding.
     """
 
     backoff_base = 0.5  # seconds; attempt n waits uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
@@ -113,8 +116,10 @@ class LLMClient:
         usage: Usage | None = None,
         gate: Gate | None = None,
         hedge: bool | None = None,
+        structured: Structured = "auto",
     ):
         self.llm, self.cache, self.timeout, self.max_retries = llm, cache, timeout, max_retries
+        self.structured = structured  # hold replies to their schema or grammar: "auto", "on" or "off"
         self.usage = usage if usage is not None else Usage()
         self.gate = gate if gate is not None else Gate(concurrency, rpm, tpm)
         self.hedge = bool(getattr(llm, "hedge", False)) if hedge is None else hedge
@@ -137,9 +142,10 @@ class LLMClient:
         *,
         prompt_version: str = "",
         stage: str = "default",
+        grammar: str | None = None,
     ) -> Completion:
-        """One completion, from the cache when it holds one."""
-        return await self._call(messages, sampling, prompt_version, stage, None)
+        """One completion, from the cache when it holds one; `grammar` (Lark) is enforced where structured allows."""
+        return await self._call(messages, sampling, prompt_version, stage, None, grammar)
 
     async def chat_json(
         self,
@@ -151,7 +157,7 @@ class LLMClient:
         stage: str = "default",
     ) -> JSONResult:
         """A JSON object matching `schema`; bad output gives value None, an error and the raw text, never raises."""
-        completion = await self._call(messages, sampling, prompt_version, stage, schema)
+        completion = await self._call(messages, sampling, prompt_version, stage, schema, None)
         value, error = parse_json(completion.text, schema)
         return JSONResult(value=value, raw=completion.text, error=error, completion=completion)
 
@@ -168,28 +174,38 @@ class LLMClient:
         await self.aclose()
 
     async def _call(
-        self, messages: list[dict], sampling: Sampling, prompt_version: str, stage: str, schema: dict | None
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        prompt_version: str,
+        stage: str,
+        schema: dict | None,
+        grammar: str | None,
     ) -> Completion:
         key = None
         if self.cache is not None:
-            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema)
+            constrained = self.structured != "off"
+            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema, grammar, constrained)
             if (hit := self.cache.get(key)) is not None:
                 self.usage.record(stage, hit)
                 return hit
-        completion, retries, hedges = await self._with_retries(messages, sampling, schema, stage)
+        try:
+            completion, retries, hedges = await self._with_retries(messages, sampling, (schema, grammar), stage)
+        except GrammarError as e:  # the backend compiled it for the first time: say which prompt it belongs to
+            raise GrammarError(f"prompt {prompt_name(prompt_version) or stage!r}: {e}") from None
         if key is not None:
             self.cache.put(key, completion)  # on disk before anyone sees it: a kill now loses nothing paid for
         self.usage.record(stage, completion, retries=retries, hedges=hedges)
         return completion
 
     async def _with_retries(
-        self, messages: list[dict], sampling: Sampling, schema: dict | None, stage: str
+        self, messages: list[dict], sampling: Sampling, structure: Structure, stage: str
     ) -> tuple[Completion, int, int]:
         """The completion, the retries and the hedges it took; raises after a permanent error or the last retry."""
         hedges = [0]
         for attempt in range(self.max_retries + 1):
             try:
-                return await self._attempt(messages, sampling, schema, hedges), attempt, hedges[0]
+                return await self._attempt(messages, sampling, structure, hedges), attempt, hedges[0]
             except TransientLLMError as e:
                 if attempt == self.max_retries:
                     self.usage.record(stage, Completion(""), retries=attempt, hedges=hedges[0], error=True)
@@ -201,14 +217,14 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     async def _attempt(
-        self, messages: list[dict], sampling: Sampling, schema: dict | None, hedges: list[int]
+        self, messages: list[dict], sampling: Sampling, structure: Structure, hedges: list[int]
     ) -> Completion:
         """One attempt: a request, raced by a second copy if it straggles (when hedging); the first answer wins."""
         if not self.hedge:
-            return await self._request(messages, sampling, schema)
+            return await self._request(messages, sampling, structure)
         loop = asyncio.get_running_loop()
         sent: list[float] = []  # when each copy got a slot and went out: a request queued for a slot is no straggler
-        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, schema, sent))}, []
+        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, structure, sent))}, []
         copies = 1
         try:
             while pending:
@@ -221,7 +237,7 @@ class LLMClient:
                 if left <= 0:
                     self.gate.hedged += 1
                     hedges[0] += 1
-                    pending.add(asyncio.ensure_future(self._request(messages, sampling, schema, sent)))
+                    pending.add(asyncio.ensure_future(self._request(messages, sampling, structure, sent)))
                     copies += 1
                     continue
                 done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
@@ -237,7 +253,7 @@ class LLMClient:
                 task.cancel()
 
     async def _request(
-        self, messages: list[dict], sampling: Sampling, schema: dict | None, sent: list[float] | None = None
+        self, messages: list[dict], sampling: Sampling, structure: Structure, sent: list[float] | None = None
     ) -> Completion:
         """One request within the concurrency and rate limits and the timeout (its send time appended to `sent`)."""
         gate = self.gate
@@ -252,7 +268,14 @@ class LLMClient:
                 sent.append(start)
             try:
                 async with asyncio.timeout(self.timeout):
-                    completion = await self.llm.complete(messages, sampling, json_schema=schema, timeout=self.timeout)
+                    completion = await self.llm.complete(
+                        messages,
+                        sampling,
+                        json_schema=structure[0],
+                        grammar=structure[1],
+                        structured=self.structured,
+                        timeout=self.timeout,
+                    )
             except TimeoutError as e:
                 raise TransientLLMError(f"no answer within {self.timeout}s") from e
             gate.latencies.append(loop.time() - start)

@@ -26,7 +26,8 @@ import aiohttp
 import httpx
 import orjson
 
-from .base import Completion, Sampling, TransientLLMError
+from .base import Completion, Sampling, Structured, TransientLLMError
+from .structured import Fallback, asks_for_structure, with_fallback
 from .wire import parse_completion, raise_mapped, request_body, status_error
 
 TRANSPORTS = ("aiohttp", "sdk")
@@ -57,6 +58,7 @@ class OpenAILLM:
         self._url = self.api_base + "/chat/completions"
         self._headers: dict[str, str] | None = None
         self._http = self._loop = self._closer = None
+        self._fallback = Fallback(self.name)
 
     async def complete(
         self,
@@ -64,12 +66,20 @@ class OpenAILLM:
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
     ) -> Completion:
-        """One chat completion."""
+        """One chat completion; in auto mode, asked again in words if the server refuses structured outputs."""
+
+        def call(mode: Structured):
+            return self._complete(request_body(self.model, messages, sampling, json_schema, grammar, mode), timeout)
+
+        return await with_fallback(self._fallback, structured, call)
+
+    async def _complete(self, body: dict, timeout: float | None) -> Completion:
         if self._loop is not asyncio.get_running_loop():
             await self._open()
-        body = request_body(self.model, messages, sampling, json_schema)
         try:
             if self.transport == "aiohttp":
                 data = await self._post(body, timeout)
@@ -79,7 +89,9 @@ class OpenAILLM:
             raise TransientLLMError(f"not a JSON body: {e}") from e
         except Exception as e:
             raise_mapped(e)
-        return parse_completion(data)
+        completion = parse_completion(data)
+        completion.constrained = asks_for_structure(body)
+        return completion
 
     async def _post(self, body: dict, timeout: float | None) -> dict:
         options = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}
