@@ -58,11 +58,11 @@ def synthesise(run: Path, method: str, n: int, backends, args, seeds: Path | Non
 
 def check(run: Path, backends, args) -> None:
     """`wdtk filter` on the run's QA, then the gates: a second answer by search, then the difficulty gate."""
-    from wdtk.filters.difficulty import DifficultyConfig
     from wdtk.filters.gates import GatesConfig, apply
     from wdtk.filters.qa_filter import FilterConfig
     from wdtk.filters.qa_filter import run as qa_filter
     from wdtk.filters.uniqueness import UniquenessConfig
+    from wdtk.synth.difficulty import DifficultyConfig
     from wdtk.synth.parallel import RunOptions
     from wdtk.synth.rivals import RivalConfig
 

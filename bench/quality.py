@@ -52,12 +52,12 @@ def run_pipeline(run: Path, shared: Path, server, model, args, checks: bool) -> 
     """synth (CRAWLQA, E2HQA), filter, sample (its agent told each question's true answers), funnel, into `run`."""
     from wdtk.filters.funnel import FunnelConfig
     from wdtk.filters.funnel import run as funnel
-    from wdtk.filters.judge import Judge, judge_client
     from wdtk.filters.qa_filter import FilterConfig
     from wdtk.filters.qa_filter import run as qa_filter
     from wdtk.filters.quality import QualityConfig
     from wdtk.schemas import read_records, write_records
     from wdtk.synth import crawlqa, e2hqa, sample
+    from wdtk.synth.judge import Judge, judge_client
     from wdtk.synth.parallel import Backends, RunOptions
 
     run.mkdir(parents=True)

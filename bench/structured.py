@@ -108,10 +108,10 @@ def prepare(run_dir: Path, seeds: int) -> tuple[Path, list[dict]]:
 
 async def run_mode(mode: str, tally: Tally, llm, work: dict, args) -> None:
     """Every stage's work with the client in `mode`."""
-    from wdtk.filters.judge import Judge
     from wdtk.synth import crawlqa, e2hqa, sample
     from wdtk.synth.agent.loop import AgentConfig
     from wdtk.synth.e2hqa import seed_record
+    from wdtk.synth.judge import Judge
     from wdtk.synth.llm.client import LLMClient
     from wdtk.synth.parallel import Context
 

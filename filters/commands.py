@@ -8,6 +8,7 @@ import click
 
 from ..synth.options import (
     ALLOW_INCOMPLETE,
+    DIFFICULTY,
     MODEL,
     RUN_DEFAULTS,
     SCHEDULER,
@@ -30,27 +31,7 @@ gate_options = apply(
             help="Search ENGINE (bm25:INDEX_DIR, ...) for a second answer to each question; one the LLM (--model) "
             "finds on a page drops it as ambiguous. Also the tools of --agent-attempts.",
         ),
-        click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
-        click.option(
-            "--solver-model",
-            envvar="WDTK_SOLVER_MODEL",
-            show_envvar=True,
-            help="Solver of the difficulty gate (default: --model).",
-        ),
-        click.option(
-            "--solver-api-base",
-            envvar="WDTK_SOLVER_API_BASE",
-            show_envvar=True,
-            help="OpenAI-compatible endpoint of the solver.",
-        ),
-        click.option("--attempts", default=3, type=click.IntRange(1), help="Closed-book tries per question (k)."),
-        click.option("--agent-attempts", default=0, type=click.IntRange(0), help="Tries with the agent and tools."),
-        click.option(
-            "--max-pass",
-            default=0.0,
-            type=click.FloatRange(0, 1),
-            help="Pass rate above which a question is too easy.",
-        ),
+        *DIFFICULTY,
         *MODEL,
         judge_options,
     ]
@@ -145,27 +126,15 @@ def filter_cmd(
 
 def _gates(out_dir: Path, workers: int, scheduler: str | None, **o) -> dict:
     """Run the LLM gates on the filter's kept records (filters/gates.py); the updated filter summary."""
-    from ..synth.options import require_index, stage_backends
+    from ..synth.options import difficulty_config, require_index, stage_backends
     from ..synth.rivals import RivalConfig
-    from .difficulty import DifficultyConfig
     from .gates import GatesConfig, apply
 
     if o["search"]:
         require_index(o["search"])
     elif o["agent_attempts"]:
         raise click.UsageError("--agent-attempts needs --search (the agent's search engine)")
-    difficulty = None
-    if o["difficulty"]:
-        difficulty = DifficultyConfig(
-            solver_model=o["solver_model"],
-            solver_api_base=o["solver_api_base"],
-            attempts=o["attempts"],
-            agent_attempts=o["agent_attempts"],
-            max_pass=o["max_pass"],
-            judge_model=o["judge_model"],
-            judge_api_base=o["judge_api_base"],
-            f1_threshold=o["f1_threshold"],
-        )
+    difficulty = difficulty_config(o)
     cfg = GatesConfig(rivals=RivalConfig() if o["search"] else None, difficulty=difficulty)
     limits = {k: o[k] for k in RUN_DEFAULTS if k in o}  # the model options given to `wdtk filter`
     backends, opts = stage_backends(out_dir.parent, o["model"], o["api_base"], o["search"], workers=workers,
@@ -227,8 +196,8 @@ def funnel(
     run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True, allow_incomplete=False
 ) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
+    from ..synth.judge import Judge, JudgeConfig, judge_client
     from .funnel import describe_funnel, run
-    from .judge import Judge, JudgeConfig, judge_client
 
     export_dir = out_dir / "export" if out_dir else run_dir / "export"
     out_dir = out_dir or run_dir / "funnel"

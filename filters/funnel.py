@@ -24,8 +24,8 @@ from pathlib import Path
 
 from ..schemas import ShardWriter, batched, check_accounting, mark_complete, read_records, require_complete
 from ..synth.agent.format import check_call, parse_turn, render_assistant
+from ..synth.judge import Judge, judge_many
 from ..synth.text import contains, is_number
-from .judge import Judge, judge_many
 
 STAGES = ("validity", "correctness", "quality")
 _URL = re.compile(r"https?://[^\s)\]>\"']+")

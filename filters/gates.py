@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..schemas import ShardWriter, read_records, write_records
+from ..synth.difficulty import DifficultyConfig, assess
 from ..synth.parallel import Backends, RunOptions, Stage, run_stage
 from ..synth.rivals import RivalConfig, find_rival
-from .difficulty import DifficultyConfig, assess
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from .options import (
     SEARCH_HELP,
     agent_config,
     agent_options,
+    difficulty_config,
+    difficulty_options,
     llm_options,
     max_groups_option,
     max_questions_option,
@@ -37,6 +39,7 @@ PAGES_HINT = "run `wdtk crawl URL -o DIR/crawl` (or `wdtk demo`) first"
     "--hops", default="3..6", callback=lambda c, p, v: hops_range(v), metavar="MIN..MAX", help="graphqa walks."
 )
 @click.option("--max-walks", default=None, type=click.IntRange(1), help="Use at most this many graphqa walks.")
+@difficulty_options
 @llm_options
 @click.pass_context
 def synth(
@@ -57,6 +60,10 @@ def synth(
     `wdtk synth --rewrites 3` runs both on DIR (default runs/demo, as `wdtk demo` leaves it);
     `wdtk synth crawlqa ...` and `wdtk synth e2hqa ...` run one method on any input. A killed
     run resumes where it stopped when started again; no completed LLM call is paid twice.
+
+    With --difficulty, a solver tries every question each method would keep, closed-book (and with the agent
+    for --agent-attempts); one it answers is rejected as too_easy. CRAWLQA's too-easy questions still go to
+    E2HQA as seeds: making them harder is what E2HQA is for.
     """
     if ctx.invoked_subcommand:
         return
@@ -69,11 +76,12 @@ def synth(
         PAGES_HINT,
         allow_incomplete=opts.get("allow_incomplete", False),
     )
+    gate = difficulty_config(opts)
     model = prepare_model(model, api_base)
     log_command(run_dir)
-    synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
+    synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, difficulty=gate, **opts)
     if graphqa:
-        graphqa_step(run_dir, hops, max_walks, model, api_base, restart, **opts)
+        graphqa_step(run_dir, hops, max_walks, model, api_base, restart, difficulty=gate, **opts)
 
 
 def synthesise(
@@ -86,6 +94,7 @@ def synthesise(
     crawlqa_cfg=None,
     e2hqa_cfg=None,
     extra_seeds: list[dict] = (),
+    difficulty=None,
     **opts,
 ) -> dict:
     """CRAWLQA on run_dir/crawl/pages, then E2HQA rounds on its records plus `extra_seeds` (SimpleQA-style rows).
@@ -106,18 +115,19 @@ def synthesise(
             "crawlqa",
             out / "crawlqa",
             restart,
-            lambda p: crawlqa.run(pages, out / "crawlqa", cfg, backends, run_opts, max_groups, p),
+            lambda p: crawlqa.run(pages, out / "crawlqa", cfg, backends, run_opts, max_groups, p, difficulty),
         )
     }
     if rewrites:
         seeds = out / "e2hqa_seeds.jsonl"
-        write_records([*read_records(out / "crawlqa" / "records"), *extra_seeds], seeds)
+        easy = (r["record"] for r in read_records(out / "crawlqa" / "rejects") if r.get("reason") == "too_easy")
+        write_records([*read_records(out / "crawlqa" / "records"), *easy, *extra_seeds], seeds)
         e2cfg = e2hqa_cfg or e2hqa.E2HQAConfig(rewrites=rewrites)
         summaries["e2hqa"] = run_with_progress(
             "e2hqa",
             out / "e2hqa",
             restart,
-            lambda p: e2hqa.run(seeds, out / "e2hqa", e2cfg, backends, run_opts, None, p),
+            lambda p: e2hqa.run(seeds, out / "e2hqa", e2cfg, backends, run_opts, None, p, difficulty),
         )
     return summaries
 
@@ -131,6 +141,7 @@ _stage_out = out_option("Output: records/, rejects/, summary.json, resumable sta
 @click.option("--types", default="COUNT,MULTI-HOP,INTERSECTION", help="Comma-separated question types to ask for.")
 @click.option("--per-type", default=1, type=click.IntRange(1), help="Questions per type per page group.")
 @max_groups_option()
+@difficulty_options
 @llm_options
 def crawlqa_cmd(
     pages: Path,
@@ -147,12 +158,18 @@ def crawlqa_cmd(
     from . import crawlqa
 
     require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
+    gate = difficulty_config(opts)
+    if gate and gate.agent_attempts:
+        raise click.UsageError("--agent-attempts needs a search engine: use `wdtk synth` (its index) or wdtk filter")
     model = prepare_model(model, api_base)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
     backends, run_opts = stage_backends(out_dir, model, api_base, None, **opts)
     run_with_progress(
-        "crawlqa", out_dir, restart, lambda p: crawlqa.run(pages, out_dir, cfg, backends, run_opts, max_groups, p)
+        "crawlqa",
+        out_dir,
+        restart,
+        lambda p: crawlqa.run(pages, out_dir, cfg, backends, run_opts, max_groups, p, gate),
     )
 
 
@@ -168,6 +185,7 @@ def crawlqa_cmd(
 )
 @click.option("--rewrites", default=3, type=click.IntRange(1), help="Rounds of entity rewriting per question.")
 @max_questions_option("seeds")
+@difficulty_options
 @llm_options
 def e2hqa_cmd(
     seeds: Path,
@@ -191,13 +209,14 @@ def e2hqa_cmd(
         allow_incomplete=opts["allow_incomplete"],
     )
     require_index(search)
+    gate = difficulty_config(opts)
     model = prepare_model(model, api_base)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
         "e2hqa",
         out_dir,
         restart,
-        lambda p: e2hqa.run(seeds, out_dir, e2hqa.E2HQAConfig(rewrites=rewrites), backends, run_opts, limit, p),
+        lambda p: e2hqa.run(seeds, out_dir, e2hqa.E2HQAConfig(rewrites=rewrites), backends, run_opts, limit, p, gate),
     )
 
 
@@ -216,7 +235,9 @@ def hops_range(text: str) -> tuple[int, int]:
     return low_n, high_n
 
 
-def graphqa_step(run_dir: Path, hops: tuple[int, int], max_walks, model, api_base, restart=False, **opts) -> dict:
+def graphqa_step(
+    run_dir: Path, hops: tuple[int, int], max_walks, model, api_base, restart=False, difficulty=None, **opts
+) -> dict:
     """graphqa on run_dir/crawl/pages into run_dir/synth/graphqa, its uniqueness check searching run_dir/index."""
     from . import graphqa
     from .linkgraph import WalkConfig
@@ -227,7 +248,7 @@ def graphqa_step(run_dir: Path, hops: tuple[int, int], max_walks, model, api_bas
     cfg = graphqa.GraphQAConfig(walk=WalkConfig(min_hops=hops[0], max_hops=hops[1]))
     out = run_dir / "synth" / "graphqa"
     return run_with_progress(
-        "graphqa", out, restart, lambda p: graphqa.run(pages, out, cfg, backends, run_opts, max_walks, p)
+        "graphqa", out, restart, lambda p: graphqa.run(pages, out, cfg, backends, run_opts, max_walks, p, difficulty)
     )
 
 
@@ -246,6 +267,7 @@ def graphqa_step(run_dir: Path, hops: tuple[int, int], max_walks, model, api_bas
     help="Engine the uniqueness check searches (default: a BM25 index of PAGES in OUT/index).",
 )
 @click.option("--no-uniqueness", is_flag=True, help="Keep questions without searching for a second answer.")
+@difficulty_options
 @llm_options
 def graphqa_cmd(
     pages: Path,
@@ -265,25 +287,27 @@ def graphqa_cmd(
 
     Each walk's pages have their facts extracted as claims; the LLM composes one question whose answer is on the
     walk's last page, names and numbers blurred; it is kept when every claim is on its page, the answer is not in
-    the question, and search finds no second answer. Run `wdtk filter --difficulty` on OUT/records for the
-    difficulty gate. A killed run resumes where it stopped when started again.
+    the question, search finds no second answer, and (with --difficulty) the solver fails it. A killed run resumes
+    where it stopped when started again.
     """
     from . import graphqa
     from .linkgraph import WalkConfig
 
     require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
+    gate = difficulty_config(opts)
+    # the uniqueness check and the gate's agent search the same engine: --search, else an index of PAGES
+    engine = search or (None if no_uniqueness and not (gate and gate.agent_attempts) else f"bm25:{out_dir / 'index'}")
+    if search:
+        require_index(search)
     model = prepare_model(model, api_base)
     walk = WalkConfig(min_hops=hops[0], max_hops=hops[1], walks_per_page=walks_per_page, seed=seed)
     cfg = graphqa.GraphQAConfig(walk=walk, rivals=None if no_uniqueness else graphqa.RivalConfig())
-    engine = None if no_uniqueness else search or f"bm25:{out_dir / 'index'}"
-    if search:
-        require_index(search)
     backends, run_opts = stage_backends(out_dir, model, api_base, engine, **opts)
 
     def call(progress):
         if engine and not search:  # built here: --restart empties OUT first
             _ensure_index(pages, out_dir / "index")
-        return graphqa.run(pages, out_dir, cfg, backends, run_opts, max_walks, progress)
+        return graphqa.run(pages, out_dir, cfg, backends, run_opts, max_walks, progress, gate)
 
     run_with_progress("graphqa", out_dir, restart, call)
 

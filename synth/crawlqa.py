@@ -19,6 +19,7 @@ from pathlib import Path
 from .. import __version__
 from ..schemas import record_id
 from . import claims as claimlib
+from .difficulty import DifficultyConfig, with_difficulty
 from .llm.base import Sampling
 from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
@@ -236,7 +237,10 @@ def run(
     opts: RunOptions | None = None,
     max_groups: int | None = None,
     progress: Callable[[dict], None] | None = None,
+    difficulty: DifficultyConfig | None = None,
 ) -> dict:
-    """CRAWLQA over crawled page records: qa records in out_dir/records, rejects in out_dir/rejects."""
+    """CRAWLQA over crawled page records: qa records in out_dir/records, rejects in out_dir/rejects (with
+    `difficulty`, the questions a solver answers among them, as too_easy)."""
     groups = islice(page_groups(read_input(pages, opts, kind="page"), cfg), max_groups)
-    return run_stage(Stage("crawlqa", process_group, cfg, "qa", backends), groups, out_dir, opts, progress)
+    stage = with_difficulty(Stage("crawlqa", process_group, cfg, "qa", backends), difficulty)
+    return run_stage(stage, groups, out_dir, opts, progress)

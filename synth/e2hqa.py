@@ -23,6 +23,7 @@ from pathlib import Path
 from .. import __version__
 from ..schemas import RecordError, record_id
 from . import claims as claimlib
+from .difficulty import DifficultyConfig, with_difficulty
 from .llm.base import Sampling
 from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
@@ -246,8 +247,10 @@ def run(
     opts: RunOptions | None = None,
     limit: int | None = None,
     progress: Callable[[dict], None] | None = None,
+    difficulty: DifficultyConfig | None = None,
 ) -> dict:
-    """E2HQA over seed QA (wdtk qa records or SimpleQA-style rows): hardened qa records in out_dir/records."""
+    """E2HQA over seed QA (wdtk qa records or SimpleQA-style rows): hardened qa records in out_dir/records (with
+    `difficulty`, those a solver still answers go to the rejects as too_easy)."""
     rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_input(seeds, opts)))
-    stage = Stage("e2hqa", process_seed, cfg, "qa", backends, needs_search=True)
+    stage = with_difficulty(Stage("e2hqa", process_seed, cfg, "qa", backends, needs_search=True), difficulty)
     return run_stage(stage, islice(rows, limit), out_dir, opts, progress)

@@ -10,8 +10,9 @@ A question is kept only if it passes, in order: a short answer that the question
 of it), no hidden name or exact blurred value left in the question, claims that carry the answer from the last page
 and chain at least `min_hops` hops from what the question names, every claim stated on the walk page it cites
 (synth/claims.py: text check, then the LLM), and no second answer found by search (synth/rivals.py). The difficulty
-gate runs after synthesis, in `wdtk filter --difficulty` (filters/difficulty.py). Kept records: type GRAPH, the
-claims with hidden names as variables ?e1, ?e2, ..., the walk's URLs in `walk`, its steps in `hops`.
+gate runs inside the stage with `wdtk synth graphqa --difficulty` (synth/difficulty.py), or after it with `wdtk filter
+--difficulty`. Kept records: type GRAPH, the claims with hidden names as variables ?e1, ?e2, ..., the walk's URLs in
+`walk`, its steps in `hops`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from .. import __version__
 from ..schemas import record_id
 from . import claims as claimlib
+from .difficulty import DifficultyConfig, with_difficulty
 from .linkgraph import LinkGraph, WalkConfig
 from .llm.base import Sampling
 from .parallel import Backends, RunOptions, Stage, read_input, run_stage
@@ -260,8 +262,10 @@ def run(
     opts: RunOptions | None = None,
     max_walks: int | None = None,
     progress: Callable[[dict], None] | None = None,
+    difficulty: DifficultyConfig | None = None,
 ) -> dict:
-    """Graph-walk synthesis over crawled page records: GRAPH qa records in out_dir/records, rejects beside them."""
+    """Graph-walk synthesis over crawled page records: GRAPH qa records in out_dir/records, rejects beside them (with
+    `difficulty`, the questions a solver answers among them, as too_easy)."""
     walks = islice(LinkGraph.build(read_input(pages, opts, kind="page"), cfg.walk).walks(), max_walks)
-    stage = Stage("graphqa", process_walk, cfg, "qa", backends, tally=walk_hops)
+    stage = with_difficulty(Stage("graphqa", process_walk, cfg, "qa", backends, tally=walk_hops), difficulty)
     return run_stage(stage, walks, out_dir, opts, progress)

@@ -234,6 +234,45 @@ judge_options = apply(
 )
 """--judge, --judge-api-base and --f1-threshold: what the funnel, `wdtk eval` and `wdtk evolve` judge answers with."""
 
+DIFFICULTY = [
+    click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
+    click.option(
+        "--solver-model",
+        envvar="WDTK_SOLVER_MODEL",
+        show_envvar=True,
+        help="Solver of the difficulty gate (default: --model).",
+    ),
+    click.option(
+        "--solver-api-base",
+        envvar="WDTK_SOLVER_API_BASE",
+        show_envvar=True,
+        help="OpenAI-compatible endpoint of the solver.",
+    ),
+    click.option("--attempts", default=3, type=click.IntRange(1), help="Closed-book tries per question (k)."),
+    click.option("--agent-attempts", default=0, type=click.IntRange(0), help="Tries with the agent and tools."),
+    click.option(
+        "--max-pass", default=0.0, type=click.FloatRange(0, 1), help="Pass rate above which a question is too easy."
+    ),
+]
+"""The difficulty gate's options (synth/difficulty.py): `wdtk synth` runs it inside each method, `wdtk filter` after
+its checks."""
+
+
+difficulty_options = apply(DIFFICULTY)
+
+
+def difficulty_config(opts: dict):
+    """The DifficultyConfig of DIFFICULTY's values, taken out of `opts` (with the judge's, where the command has
+    judge_options: otherwise answers are judged by exact match, then F1); None without --difficulty."""
+    from .difficulty import DifficultyConfig
+
+    values = {k: opts.pop(k) for k in ("difficulty", "solver_model", "solver_api_base", "attempts", "agent_attempts",
+                                       "max_pass")}  # fmt: skip
+    if not values.pop("difficulty"):
+        return None
+    judge = {k: opts[k] for k in ("judge_model", "judge_api_base", "f1_threshold") if k in opts}
+    return DifficultyConfig(**values, **judge)
+
 
 def agent_config(opts: dict):
     """The AgentConfig of `agent_options`' values, taken out of `opts`."""

@@ -304,7 +304,12 @@ LIMIT_FLAGS = {"crawlqa": "--max-groups", "e2hqa": "--max-questions", "sample": 
 
 def calls_per_item(stage: Stage) -> float:
     """A rough count of LLM calls one item of `stage` makes (for the up-front time estimate)."""
-    config = stage.config
+    config = getattr(stage.config, "method", stage.config)  # under the difficulty gate: the method's own
+    solver = getattr(getattr(stage.config, "difficulty", None), "attempts", 0)
+    return solver + _method_calls(config)
+
+
+def _method_calls(config) -> float:
     if hasattr(config, "rewrites"):
         return 3.0 * config.rewrites
     if hasattr(config, "max_calls"):

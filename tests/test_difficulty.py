@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from servers.agent_model import AgentModel
 
-from wdtk.filters.difficulty import DifficultyConfig, closed_book_answer
 from wdtk.filters.gates import GatesConfig
 from wdtk.filters.gates import run as run_gates
 from wdtk.schemas import read_records, record_id, write_records
+from wdtk.synth.difficulty import DifficultyConfig, closed_book_answer
 from wdtk.synth.parallel import Backends, RunOptions
 
 SOLVED = {"Who wrote The Grey Harbour?": "Dorn Vael"}  # the solver knows this one

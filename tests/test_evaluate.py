@@ -13,9 +13,9 @@ from click.testing import CliRunner
 from servers.agent_model import AgentModel
 
 from wdtk.cli import main
-from wdtk.filters.judge import Judge
 from wdtk.schemas import RecordError, read_records
 from wdtk.synth.agent.loop import AgentConfig
+from wdtk.synth.judge import Judge
 from wdtk.synth.parallel import Backends, RunOptions
 from wdtk.training.benchmarks import detect_layout, load_benchmark, parse_row
 from wdtk.training.evaluate import (

@@ -13,8 +13,8 @@ from servers.agent_model import AgentModel
 
 from wdtk.cli import main
 from wdtk.filters.funnel import FunnelConfig, quality_reason, run, validity_reason
-from wdtk.filters.judge import Judge
 from wdtk.schemas import read_records, validate, write_records
+from wdtk.synth.judge import Judge
 
 PLANS = [["good", "wrong", "broken"], ["loop"], ["repeat", "invented_url", "good"], ["reasoning", "good", "good"]]
 EXPECTED = {  # what each plan's rollout becomes in the funnel

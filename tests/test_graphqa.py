@@ -337,6 +337,54 @@ def test_wdtk_synth_runs_graphqa_as_a_step_and_the_audit_judges_it(
     assert all(g["correct"] == 1.0 and g["mean_hops"] >= 3 for g in graph["by_round"].values())
 
 
+def test_wdtk_synth_with_the_difficulty_gate_keeps_what_the_solver_fails(openai_server, truth, site_server, crawl,
+                                                                         tmp_path):  # fmt: skip
+    """`wdtk synth --difficulty`: every method's questions are tried by the solver inside its stage. The scripted
+    solver answers questions of up to 3 hops: CRAWLQA's one-hop questions are all too easy (and still become E2HQA's
+    seeds), E2HQA's two-hop rewrites too, and graphqa keeps only its 4-hop questions. A rerun calls nothing again."""
+    from click.testing import CliRunner
+
+    from wdtk.cli import main
+
+    model = TruthModel(truth, site_server)
+    model.easy_hops = 3
+    openai_server.responder = model
+    run = tmp_path / "run"
+    write_records(read_records(crawl), run / "crawl" / "pages", kind="page")
+    mark_complete(run / "crawl" / "pages")
+    args = ["synth", "--dir", str(run), "--rewrites", "1", "--max-groups", "3", "--graphqa", "--hops", "3..4",
+            "--max-walks", "12", "--workers", "0", "--model", "openai:truth", "--api-base", openai_server.base_url,
+            "--difficulty", "--attempts", "2"]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    out = run / "synth"
+
+    def gated(method: str) -> tuple[list[dict], list[dict]]:
+        kept = list(read_records(out / method / "records", kind="qa"))
+        easy = [r for r in read_records(out / method / "rejects") if r["reason"] == "too_easy"]
+        return kept, easy
+
+    crawl_kept, crawl_easy = gated("crawlqa")
+    assert not crawl_kept and crawl_easy
+    assert all(r["record"]["meta"]["difficulty"] | {"solver": "-"} == {"solver": "-", "k": 2, "judge": "exact",
+               "closed_book_pass": 1.0} for r in crawl_easy)  # fmt: skip
+    seeds = {r["question"] for r in read_records(out / "e2hqa_seeds.jsonl")}
+    assert {r["record"]["question"] for r in crawl_easy} <= seeds  # too easy for CRAWLQA: E2HQA's to harden
+    e2_kept, e2_easy = gated("e2hqa")
+    assert not e2_kept and e2_easy
+    graph_kept, graph_easy = gated("graphqa")
+    assert graph_kept and graph_easy
+    assert all(model.known[r["question"]]["hops"] > 3 for r in graph_kept)
+    assert all(r["meta"]["difficulty"]["closed_book_pass"] == 0.0 for r in graph_kept)
+    assert all(model.known[r["record"]["question"]]["hops"] <= 3 for r in graph_easy)
+    summary = json.loads((out / "graphqa" / "summary.json").read_text())
+    assert summary["rejected"]["too_easy"] == len(graph_easy) and summary["kept"] == len(graph_kept)
+    calls = sum(r["messages"] != PING for r in openai_server.requests)
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert sum(r["messages"] != PING for r in openai_server.requests) == calls  # resumed: nothing asked twice
+
+
 @pytest.mark.slow
 def test_the_hardness_benchmark_runs_and_meets_its_graphqa_target(tmp_path):
     repo = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import pytest
 from servers import FakeOpenAIServer
 
 from wdtk import __version__
-from wdtk.filters.judge import Judge, JudgeConfig, exact_match, f1, judge_many, parse_verdict
 from wdtk.schemas import record_id, validate
+from wdtk.synth.judge import Judge, JudgeConfig, exact_match, f1, judge_many, parse_verdict
 from wdtk.synth.llm.client import LLMClient
 from wdtk.synth.llm.factory import make_llm
 from wdtk.synth.prompting import load_prompt

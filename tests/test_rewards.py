@@ -10,7 +10,7 @@ import pytest
 from tiny_lm import trajectory
 
 from wdtk.filters.funnel import validity_reason
-from wdtk.filters.judge import Judge
+from wdtk.synth.judge import Judge
 from wdtk.synth.llm.client import LLMClient
 from wdtk.synth.llm.factory import make_llm
 from wdtk.training.rewards import (

@@ -13,11 +13,11 @@ from servers.agent_model import AgentModel
 from servers.openai_server import Reply
 from servers.truth_model import TruthModel
 
-from wdtk.filters.judge import VERDICT_SCHEMA, Judge
 from wdtk.schemas import read_records
 from wdtk.synth import crawlqa, e2hqa, sample
 from wdtk.synth.agent import format as react
 from wdtk.synth.agent.visit import EXTRACT_SCHEMA
+from wdtk.synth.judge import VERDICT_SCHEMA, Judge
 from wdtk.synth.llm.base import GrammarError, PermanentLLMError, Sampling
 from wdtk.synth.llm.cache import cache_key
 from wdtk.synth.llm.client import LLMClient
@@ -152,7 +152,7 @@ def test_other_400s_are_not_taken_for_a_refusal(openai_server):
 
 
 def test_the_difficulty_gates_solver_takes_the_runs_mode(openai_server):
-    from wdtk.filters.difficulty import client_for
+    from wdtk.synth.difficulty import client_for
     from wdtk.synth.parallel import Context
 
     for mode in ("off", "on"):

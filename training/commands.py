@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..filters.judge import Judge, JudgeConfig, judge_client
 from ..schemas import RecordError
+from ..synth.judge import Judge, JudgeConfig, judge_client
 from ..synth.options import (
     RUN_DEFAULTS,
     SEARCH_HELP,

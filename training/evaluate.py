@@ -32,9 +32,9 @@ from pathlib import Path
 
 from .. import __version__
 from ..filters.funnel import validity_reason
-from ..filters.judge import Judge, judge_many
 from ..schemas import ShardWriter, batched, read_records, write_records
 from ..synth.agent.loop import AgentConfig
+from ..synth.judge import Judge, judge_many
 from ..synth.parallel import Backends
 from ..synth.text import is_number, normalize
 from .benchmarks import Question, load_benchmark

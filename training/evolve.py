@@ -221,7 +221,7 @@ class Evolution:
         release(backends)
 
     def judge(self):
-        from ..filters.judge import Judge, JudgeConfig, judge_client
+        from ..synth.judge import Judge, JudgeConfig, judge_client
 
         client = judge_client(self.cfg.judge, self.endpoints["judge_api_base"], self.root / "llm_cache.sqlite")
         return Judge(client, JudgeConfig(f1_threshold=self.cfg.f1_threshold))

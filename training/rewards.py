@@ -4,8 +4,8 @@
   <tool_call> and <answer> tags and one action, every tool call names a real tool with valid arguments and gets its
   response, and the rollout ends with an answer. That is the funnel's validity check
   (`wdtk.filters.funnel.validity_reason`), so RL rewards exactly what SFT data was filtered for. Else 0.0.
-- answer: 1.0 when the final answer is right, by the LLM judge (`wdtk.filters.judge.Judge`, GAIA-style equivalence)
-  when one is given, else by normalised exact match (`wdtk.filters.judge.exact_match`); 0.0 without an answer.
+- answer: 1.0 when the final answer is right, by the LLM judge (`wdtk.synth.judge.Judge`, GAIA-style equivalence)
+  when one is given, else by normalised exact match (`wdtk.synth.judge.exact_match`); 0.0 without an answer.
 
 The scores are pure functions of a trajectory: the dict the RL rollout builds for each completion, shaped like a
 trajectory record (`messages`, `tools`, `termination`, `prediction`). `format_reward` and `answer_reward(judge)`
@@ -19,7 +19,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..filters.funnel import validity_reason
-from ..filters.judge import Judge, exact_match
+from ..synth.judge import Judge, exact_match
 
 WEIGHTS = {"format": 0.1, "answer": 0.9}  # WebDancer's weights, in the order of the reward functions
 

@@ -37,8 +37,8 @@ import argparse
 import sys
 from dataclasses import dataclass, field
 
-from ..filters.judge import Judge
 from ..synth.agent.format import Instructions
+from ..synth.judge import Judge
 from .lengths import LengthArguments, fit_rl
 from .rewards import WEIGHTS, answer_reward, format_reward
 from .sft import log, resolve_model

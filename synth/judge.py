@@ -17,10 +17,10 @@ from pathlib import Path
 
 from .. import __version__
 from ..schemas import record_id
-from ..synth.llm.base import Sampling
-from ..synth.llm.client import LLMClient
-from ..synth.prompting import load_prompt
-from ..synth.text import is_number, normalize
+from .llm.base import Sampling
+from .llm.client import LLMClient
+from .prompting import load_prompt
+from .text import is_number, normalize
 
 # "correct", "incorrect", "not correct" and "isn't correct", but not "correctly" or "correctness"
 _VERDICT = re.compile(r"(?:(\bnot\s+|n['’]t\s+)|\b(in)|\b)correct\b")
@@ -173,8 +173,8 @@ def judge_client(model: str | None, api_base: str | None, cache_path: Path | Non
     `cache_path`. The CPU models (embedded, local:DIR) answer in slow batches: fewer in flight, a longer timeout."""
     if not model:
         return None
-    from ..synth.llm.client import LLMClient, ResponseCache
-    from ..synth.llm.factory import limits, make_llm
+    from .llm.client import LLMClient, ResponseCache
+    from .llm.factory import limits, make_llm
 
     concurrency, timeout = limits(model, 32, 120.0)
     cache = ResponseCache(cache_path) if cache_path else None

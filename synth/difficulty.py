@@ -9,20 +9,23 @@ dropped as `too_easy` (default 0: a single success drops it; the agent does not 
 Every call goes through the stage's response cache, so a rerun pays for none twice.
 
     reason, difficulty = await assess(qa, ctx, DifficultyConfig(attempts=3))     # ("too_easy" or None, meta)
+
+`wdtk filter --difficulty` runs it on the filter's survivors (filters/gates.py); `wdtk synth --difficulty` runs it
+inside each method's stage (with_difficulty), on every record the method would keep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..synth.agent.loop import Agent, AgentConfig
-from ..synth.agent.visit import Visitor
-from ..synth.llm.base import Sampling
-from ..synth.llm.client import LLMClient
-from ..synth.prompting import load_prompt
+from .agent.loop import Agent, AgentConfig
+from .agent.visit import Visitor
 from .judge import Judge, JudgeConfig
+from .llm.base import Sampling
+from .llm.client import LLMClient
+from .prompting import load_prompt
 
 _LLMS: dict = {}  # per worker process: (model, api base) -> backend, built once like the stage's own
 
@@ -48,7 +51,7 @@ def client_for(ctx, model: str | None, api_base: str | None) -> LLMClient:
     """An LLM client for `model` sharing the stage's cache and usage counts; the stage's own client for None."""
     if not model:
         return ctx.client
-    from ..synth.llm.factory import limits, make_llm
+    from .llm.factory import limits, make_llm
 
     if (model, api_base) not in _LLMS:
         _LLMS[model, api_base] = make_llm(model, api_base)
@@ -118,3 +121,43 @@ async def assess(qa: dict, ctx, cfg: DifficultyConfig) -> tuple[str | None, dict
         if meta["agent_pass"] > cfg.max_pass:
             return "too_easy", meta
     return None, meta
+
+
+# --- the gate inside a synthesis stage (`wdtk synth --difficulty`) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gated:
+    """A method's config with the gate's on top: both join the stage's manifest, so turning the gate on or changing
+    it is a different run, not a resume of one made without it."""
+
+    method: object
+    difficulty: DifficultyConfig
+
+
+@dataclass(frozen=True)
+class GatedItem:
+    """A method's item function whose kept records the solver then tries; the easy ones become too_easy rejects
+    (with meta.difficulty, so E2HQA can take them as seeds to harden). A dataclass, so it pickles for Dask."""
+
+    fn: object
+
+    async def __call__(self, item: dict, ctx) -> tuple[list[dict], list[dict]]:
+        cfg: Gated = ctx.config
+        kept, rejects = await self.fn(item, replace(ctx, config=cfg.method))
+        verdicts = await asyncio.gather(*(assess(qa, ctx, cfg.difficulty) for qa in kept))
+        hard = []
+        for qa, (reason, meta) in zip(kept, verdicts, strict=True):
+            qa = {**qa, "meta": {**qa["meta"], "difficulty": meta}}
+            if reason:
+                rejects.append({"stage": "difficulty", "reason": reason, "record": qa})
+            else:
+                hard.append(qa)
+        return hard, rejects
+
+
+def with_difficulty(stage, cfg: DifficultyConfig | None):
+    """`stage` (a synth.parallel.Stage) with the difficulty gate on its kept records; unchanged for None."""
+    if cfg is None:
+        return stage
+    return replace(stage, fn=GatedItem(stage.fn), config=Gated(stage.config, cfg))
