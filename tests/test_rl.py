@@ -320,3 +320,31 @@ def test_the_script_trains_and_saves(qa_run, qa_seeds, tmp_path):
           "2", "--max_completion_length", "32", "--dynamic_sampling_rounds", "0", "--report_to", "none",
           "--save_strategy", "no", "--dtype", "float32"])  # fmt: skip
     assert (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file()
+
+
+def test_rl_lengths_come_from_the_data_and_nothing_is_cut_silently():
+    """The prompt length is the longest prompt's; over the cap they stop the run unless dropped (counted in the
+    log); the completion budget is what the context leaves beside the longest prompt, and one that does not fit is
+    refused. Prompts are never truncated: the agent's instructions come first."""
+    from types import SimpleNamespace
+
+    from datasets import Dataset
+
+    from wdtk.training.lengths import LengthArguments, OverlongError, fit_rl
+
+    pool, lengths, said = Dataset.from_dict({"i": list(range(5))}), [100, 300, 900, 200, 1500], []
+    args = SimpleNamespace(max_completion_length=None)
+    kept = fit_rl(pool, lengths, args, LengthArguments(), 4096, said.append)
+    assert len(kept) == 5 and args.max_completion_length == 4096 - 1500  # the room beside the longest prompt
+    assert "prompt length 1500 tokens (the longest prompt)" in said[0]
+    with pytest.raises(OverlongError, match="1 of 5 prompts are longer than 1000 tokens"):
+        fit_rl(pool, lengths, SimpleNamespace(max_completion_length=None), LengthArguments(max_length_cap=1000),
+               4096, said.append)  # fmt: skip
+    said.clear()
+    dropped = fit_rl(pool, lengths, SimpleNamespace(max_completion_length=None),
+                     LengthArguments(max_length_cap=1000, overlong="drop"), 4096, said.append)  # fmt: skip
+    assert dropped["i"] == [0, 1, 2, 3] and any("1 of 5 prompts" in s and "left out" in s for s in said)
+    with pytest.raises(OverlongError, match="would cut the agent's instructions"):
+        fit_rl(pool, lengths, args, LengthArguments(overlong="truncate"), 4096, said.append)
+    with pytest.raises(OverlongError, match="does not fit beside the longest prompt"):
+        fit_rl(pool, lengths, SimpleNamespace(max_completion_length=3000), LengthArguments(), 4096, said.append)
