@@ -199,12 +199,11 @@ def run_cmd(recipe: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_
     from .training.recipe import load
     from .training.runner import run_recipe
 
+    started = time.monotonic()
     loaded = load(recipe, [*overrides, *([f"dir={json.dumps(str(run_dir))}"] if run_dir else [])])
+    run_recipe(loaded, restart=restart, dry_run=dry_run, history=history, say=click.echo, log=log_command)
     if not dry_run:
-        from .training.recipe import resolve
-
-        log_command(Path(resolve(loaded)["dir"]))
-    run_recipe(loaded, restart=restart, dry_run=dry_run, history=history, say=click.echo)
+        click.echo(f"done in {time.monotonic() - started:.1f}s")
 
 
 if __name__ == "__main__":

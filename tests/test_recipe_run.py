@@ -146,6 +146,7 @@ def test_the_dry_run_estimate_is_within_a_factor_of_two_of_the_calls_made(finish
     assert made / 2 <= after["estimate"]["whole_run"]["calls"] <= made * 2
     blind = wdtk.plan({**bigger, "dir": str(tmp_path / "new")})["estimate"]["to_spend"]["calls"]
     assert blind >= made  # conservative: no run to learn from, so every budget is assumed spent
+    print(f"estimated {expected} LLM calls from the smaller run's averages, {blind} with none; the run made {made}")
 
 
 def test_each_stage_is_a_python_function_returning_its_summary(finished, tmp_path):
@@ -180,3 +181,5 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "runs" / "demo" / "report.html").is_file()
     funnel = json.loads((tmp_path / "runs" / "demo" / "funnel" / "summary.json").read_text())
     assert funnel["judge"]["method"] == "exact"
+    logged = json.loads((tmp_path / "runs" / "demo" / "commands.jsonl").read_text().splitlines()[0])["argv"]
+    assert logged[:2] == ["wdtk", "run"] and logged[-1] == "--set=sample.rollouts=2"  # the call, as a command line

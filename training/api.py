@@ -24,8 +24,17 @@ __all__ = ["audit", "crawl", "export", "filter", "funnel", "plan", "push", "repo
 def run(recipe: str | Path | dict, *, dir: str | Path | None = None, overrides: dict | list[str] = (),
         restart: bool = False, dry_run: bool = False, history: tuple = ()) -> dict:  # fmt: skip
     """Run a recipe (a YAML file or a dict): {stage: summary}. `overrides` as --set: {"sample.rollouts": 2} or
-    ["sample.rollouts=2"]; `dir` as --dir. A rerun resumes; a changed option reruns what it changes."""
-    return run_recipe(_load(recipe, dir, overrides), restart=restart, dry_run=dry_run, history=history)
+    ["sample.rollouts=2"]; `dir` as --dir. A rerun resumes; a changed option reruns what it changes. The run's
+    command log (and so its dataset card) records the call as the `wdtk run` command line that does the same."""
+    from ..schemas.runlog import log_command
+
+    loaded = _load(recipe, dir, overrides)
+    argv = ["wdtk", "run", loaded.source, *(f"--set={v}" for v in loaded.overrides.values())]
+
+    def log(run_dir: Path) -> None:
+        log_command(run_dir, argv)
+
+    return run_recipe(loaded, restart=restart, dry_run=dry_run, history=history, log=log)
 
 
 def plan(recipe: str | Path | dict, *, dir: str | Path | None = None, overrides: dict | list[str] = (),

@@ -199,7 +199,7 @@ def _secret_env(path: tuple, data: dict) -> str:
     key = str(path[-1]).lower()
     if path[0] == "push" or "hf" in key:
         return "HF_TOKEN"
-    if "serper" in key or (path[0] == "sample" and "search" in data.get("sample", {})):
+    if "serper" in key or "search" in key:
         return "SERPER_API_KEY"
     section = data.get(path[0]) if isinstance(data.get(path[0]), dict) else {}
     model = str(section.get("judge" if path[0] == "funnel" else "model") or data.get("model") or "")
@@ -274,7 +274,7 @@ def _paths(out: dict) -> dict:
     run = Path(out["dir"])
     if out["sample"]["search"] is None:
         out["sample"]["search"] = f"bm25:{run / 'index'}"
-    site_seeds = str(run / "site" / "seeds.jsonl")
+    site_seeds = str(run / "site" / "_truth" / "seeds.jsonl")
     if out["site"]["enabled"] and out["site"]["seed_questions"] and site_seeds not in out["synth"]["seeds"]:
         out["synth"]["seeds"] = [*out["synth"]["seeds"], site_seeds]
     if out["push"]["enabled"] and not out["push"]["repo_id"] and not out["push"]["out"]:

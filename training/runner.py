@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ def plan(resolved: dict, state: dict, restart: bool = False) -> list[Step]:
             continue
         upstream = [d for d in (*spec.needs, *spec.after) if d in prints]
         kept = {k: v for k, v in opts.items() if k not in RUNTIME and k != "enabled"}
+        kept = json.loads(json.dumps(kept).replace(f"{run_dir}/", "DIR/"))  # a moved run directory is the same run
         prints[spec.name] = hashlib.sha256(
             json.dumps([spec.name, kept, [prints[d] for d in upstream]], sort_keys=True).encode()
         ).hexdigest()[:16]
@@ -104,9 +106,10 @@ def _diff(old: dict, new: dict) -> str:
 # --- running -------------------------------------------------------------------------------------------------------
 
 
-def run_recipe(recipe: Recipe, *, restart: bool = False, dry_run: bool = False, history: tuple = (),
-               say=print) -> dict:  # fmt: skip
-    """Run (or with dry_run only plan and estimate) a recipe; returns {stage: summary} (dry run: plan, estimate)."""
+def run_recipe(recipe: Recipe, *, restart: bool = False, dry_run: bool = False, history: tuple = (), say=print,
+               log: Callable[[Path], None] | None = None) -> dict:  # fmt: skip
+    """Run (or with dry_run only plan and estimate) a recipe; returns {stage: summary} (dry run: plan, estimate).
+    `log(run_dir)` records the command in the run's log once the checks have passed."""
     resolved = resolve(recipe)
     run_dir = Path(resolved["dir"])
     steps = plan(resolved, read_state(run_dir), restart)
@@ -119,7 +122,10 @@ def run_recipe(recipe: Recipe, *, restart: bool = False, dry_run: bool = False, 
         return {"plan": [asdict(s) for s in steps], "estimate": figures}
     preflight(resolved, [s for s in steps if s.todo], say)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if log is not None:
+        log(run_dir)
     (run_dir / "recipe.yaml").write_text(dump(resolved, recipe.source), encoding="utf-8")
+    say(f"{recipe.source} in {run_dir} (every option resolved: {run_dir / 'recipe.yaml'})")
     summaries = _run_steps(resolved, [s for s in steps if s.action != "off"], run_dir, say)
     (run_dir / "run_summary.json").write_text(json.dumps(summaries, indent=2, default=str), encoding="utf-8")
     return summaries

@@ -1,7 +1,7 @@
 """Every stage of a run as a function of a run directory and options, and STAGES: the one table of them.
 
 A stage's options are its command's long options with underscores (`wdtk sample --max-questions` is `max_questions`)
-plus a few the command has not (EXTRAS); their defaults are the command's own, read from its click options. The
+plus a few the command has not (Spec.extras); their defaults are the command's own, read from its click options. The
 functions call what the commands call (synthesise, qa_filter.run, sample.run, funnel, export.run, gather and render,
 audit, build_repo and push). `wdtk run` calls them through a recipe (training/runner.py), notebooks through
 `wdtk.stages` (training/api.py). A new option of a stage is a key in schemas/recipe.schema.json and a line in its
@@ -25,14 +25,15 @@ METHODS = ("crawlqa", "e2hqa")  # synthesis methods, in the order they run (e2hq
 
 
 class Skipped(Exception):
-    """A stage with nothing to do (no input records, a limit of 0): the run goes on without it and what needs it."""
+    """A stage with nothing to do (no input records): the run goes on without it and without what needs it."""
 
 
 # --- the stages ----------------------------------------------------------------------------------------------------
 
 
 def run_site(run_dir: Path, restart: bool = False, *, pages: int, seed: int, seed_questions: int) -> dict:
-    """Build the generated site in DIR/site, and DIR/site/seeds.jsonl: questions its truth answers (SimpleQA rows)."""
+    """Build the generated site in DIR/site, and questions its truth answers (SimpleQA rows) in
+    DIR/site/_truth/seeds.jsonl (robots.txt keeps crawlers out of _truth/)."""
     from ..crawler.sitegen import build_site
     from ..crawler.sitegen.seeds import simple_seeds
 
@@ -41,7 +42,7 @@ def run_site(run_dir: Path, restart: bool = False, *, pages: int, seed: int, see
         shutil.rmtree(site_dir, ignore_errors=True)
     summary = build_site(site_dir, pages=pages, seed=seed)
     rows = simple_seeds(site_dir, seed_questions) if seed_questions else []
-    (site_dir / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    (site_dir / "_truth" / "seeds.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return summary | {"seed_questions": len(rows)}
 
 
@@ -121,12 +122,11 @@ def run_filter(run_dir: Path, restart: bool = False, *, eval: list[str], ngram: 
     if not sources:
         raise Skipped(f"no QA records under {run_dir / 'synth'}")
     check_records(eval, None, "evaluation questions")
+    dedup = DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size)
     cfg = FilterConfig(
         quality=QualityConfig(min_hops=min_hops, max_answer_words=max_answer_words),
         decontam=DecontamConfig(ngram=ngram),
-        dedup=None
-        if no_dedup
-        else DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size),  # fmt: skip
+        dedup=None if no_dedup else dedup,
         uniqueness=None if no_uniqueness else UniquenessConfig(),
     )
     with dask_client(workers, scheduler) as client:
@@ -268,7 +268,7 @@ LLM = (("model", "api_base"),)
 _COMMON = ("dir", "restart", "sources", "legacy_dir")  # the run sets these itself
 STAGES = (
     Spec("site", run_site, "crawler.commands:site_build", ("directory",), {"seed_questions": 0},
-         outputs=("site/_truth/site.json", "site/seeds.jsonl"), optional=True),
+         outputs=("site/_truth/site.json", "site/_truth/seeds.jsonl"), optional=True),
     Spec("crawl", run_crawl, "crawler.commands:crawl_cmd", ("out", "set"), {"settings": {}}, needs=("site",),
          outputs=("crawl/pages",)),
     Spec("synth", run_synth, "synth.commands:synth", (),
