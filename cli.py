@@ -10,7 +10,14 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .synth.options import MODEL_HELP, max_groups_option, max_questions_option, rollouts_option, run_dir_option
+from .synth.options import (
+    MODEL_HELP,
+    STRUCTURED,
+    max_groups_option,
+    max_questions_option,
+    rollouts_option,
+    run_dir_option,
+)
 
 # --help lists the commands in the order a run uses them, not alphabetically
 ORDER = ("demo", "run", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "audit",
@@ -118,12 +125,14 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
 @click.option(
     "--api-base", envvar="WDTK_API_BASE", show_envvar=True, default=None, help="OpenAI-compatible endpoint of --model."
 )
-@max_questions_option("questions to sample trajectories for (0: stop after filtering)", default=4, minimum=0)
+@max_questions_option("questions to sample trajectories for (0: stop after filtering)", default=2, minimum=0)
 @rollouts_option(aliases=())
 @click.option(
     "--judge", "judge_model", default=None, envvar="WDTK_JUDGE_MODEL", show_envvar=True,
-    help="LLM judge for the funnel; 'none': exact match.  [default: --model]",
+    help="LLM judge for the funnel; 'none': exact match.  [default: --model; exact match for the embedded model, "
+    "whose verdicts are at chance]",
 )  # fmt: skip
+@STRUCTURED
 @click.option("--print-recipe", is_flag=True, help="Print the recipe these options make (recipes/demo.yaml) and stop.")
 def demo(
     run_dir: Path,
@@ -137,6 +146,7 @@ def demo(
     limit: int,
     rollouts: int,
     judge_model: str | None,
+    structured: str,
     print_recipe: bool,
 ) -> None:
     """Run the whole pipeline offline on a generated site, and write RUN/report.html.

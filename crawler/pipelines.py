@@ -142,7 +142,7 @@ class ShardPipeline:
     def open_spider(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         # records arrive validated by ExtractPipeline; no second check here
-        self.writer = ShardWriter(self.dir, fmt=self.fmt, shard_size=self.shard_size)
+        self.writer = ShardWriter(self.dir, fmt=self.fmt, shard_size=self.shard_size, complete_on_close=False)
 
     def close_spider(self) -> None:
         if self.writer:

@@ -7,7 +7,11 @@ from pathlib import Path
 import click
 
 from ..synth.options import (
+    ALLOW_INCOMPLETE,
+    MODEL,
+    RUN_DEFAULTS,
     SCHEDULER,
+    apply,
     judge_options,
     out_option,
     prepare_judge,
@@ -16,6 +20,41 @@ from ..synth.options import (
     workers_option,
 )
 from ..synth.parallel import dask_client
+
+# the LLM gates of `wdtk filter` (issue 15): answer uniqueness by search and the difficulty gate (filters/gates.py)
+gate_options = apply(
+    [
+        click.option(
+            "--search",
+            metavar="ENGINE",
+            help="Search ENGINE (bm25:INDEX_DIR, ...) for a second answer to each question; one the LLM (--model) "
+            "finds on a page drops it as ambiguous. Also the tools of --agent-attempts.",
+        ),
+        click.option("--difficulty", is_flag=True, help="Drop questions the solver answers (too_easy)."),
+        click.option(
+            "--solver-model",
+            envvar="WDTK_SOLVER_MODEL",
+            show_envvar=True,
+            help="Solver of the difficulty gate (default: --model).",
+        ),
+        click.option(
+            "--solver-api-base",
+            envvar="WDTK_SOLVER_API_BASE",
+            show_envvar=True,
+            help="OpenAI-compatible endpoint of the solver.",
+        ),
+        click.option("--attempts", default=3, type=click.IntRange(1), help="Closed-book tries per question (k)."),
+        click.option("--agent-attempts", default=0, type=click.IntRange(0), help="Tries with the agent and tools."),
+        click.option(
+            "--max-pass",
+            default=0.0,
+            type=click.FloatRange(0, 1),
+            help="Pass rate above which a question is too easy.",
+        ),
+        *MODEL,
+        judge_options,
+    ]
+)
 
 
 @click.command("filter", context_settings={"show_default": True})
@@ -41,8 +80,10 @@ from ..synth.parallel import dask_client
 @click.option(
     "--no-uniqueness", is_flag=True, help="Keep QA whose claims leave the answer open (see filters/uniqueness.py)."
 )
+@gate_options
 @workers_option(0, "Local Dask worker processes for dedup signatures (0: in this process; enough below millions).")
 @SCHEDULER
+@ALLOW_INCOMPLETE
 def filter_cmd(
     sources,
     run_dir,
@@ -60,8 +101,11 @@ def filter_cmd(
     no_uniqueness,
     workers,
     scheduler,
+    allow_incomplete,
+    **gate_opts,
 ) -> None:
-    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal.
+    """Filter QA (or page) records: quality, decontamination, exact and near-duplicate removal; then, when asked,
+    answer uniqueness by search (--search) and the difficulty gate (--difficulty), resumable in OUT/gates.
 
     SOURCES default to DIR/synth/*/records (what `wdtk synth --dir DIR` leaves). Malformed records among good ones
     are rejected with their reason; an input with no record of the kind at all is an error.
@@ -86,15 +130,48 @@ def filter_cmd(
     sources = sources or tuple(sorted(run_dir.glob("synth/*/records")))
     if not sources:
         raise WdtkError(f"no QA records under {run_dir / 'synth'}: run `wdtk synth --dir {run_dir}` or name them")
-    require_records(sources, kind, f"{kind} records", every=False)
+    require_records(sources, kind, f"{kind} records", every=False, allow_incomplete=allow_incomplete)
     require_records(evals, None, "evaluation questions")  # decontam reads them, naming a row without a question
     out_dir = out_dir or run_dir / "filter"
     log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
     with dask_client(workers, scheduler) as client:
-        summary = run(sources, out_dir, cfg, evals, dask_client=client)
+        summary = run(sources, out_dir, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
+    if kind == "qa" and (gate_opts["search"] or gate_opts["difficulty"]):
+        summary = gates_step(out_dir, workers, scheduler, **gate_opts)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
+
+
+def gates_step(out_dir: Path, workers: int, scheduler: str | None, **o) -> dict:
+    """Run the LLM gates on the filter's kept records (filters/gates.py); the updated filter summary. `o`: the gate
+    options' values by parameter name; what `wdtk filter` and a recipe's filter run."""
+    from ..synth.options import require_index, stage_backends
+    from ..synth.rivals import RivalConfig
+    from .difficulty import DifficultyConfig
+    from .gates import GatesConfig, apply
+
+    if o["search"]:
+        require_index(o["search"])
+    elif o["agent_attempts"]:
+        raise click.UsageError("--agent-attempts needs --search (the agent's search engine)")
+    difficulty = None
+    if o["difficulty"]:
+        difficulty = DifficultyConfig(
+            solver_model=o["solver_model"],
+            solver_api_base=o["solver_api_base"],
+            attempts=o["attempts"],
+            agent_attempts=o["agent_attempts"],
+            max_pass=o["max_pass"],
+            judge_model=o["judge_model"],
+            judge_api_base=o["judge_api_base"],
+            f1_threshold=o["f1_threshold"],
+        )
+    cfg = GatesConfig(rivals=RivalConfig() if o["search"] else None, difficulty=difficulty)
+    limits = {k: o[k] for k in RUN_DEFAULTS if k in o}  # the model options given to `wdtk filter`
+    backends, opts = stage_backends(out_dir.parent, o["model"], o["api_base"], o["search"], workers=workers,
+                                    scheduler=scheduler, **limits)  # fmt: skip
+    return apply(out_dir, cfg, backends, opts)
 
 
 @click.command("funnel", context_settings={"show_default": True})
@@ -111,6 +188,7 @@ def filter_cmd(
 @click.option("--max-tokens", default=24000, type=click.IntRange(1), help="Drop longer trajectories (estimated).")
 @click.option("--no-support-check", is_flag=True, help="Keep answers that no tool response contains.")
 @click.option("--no-export", is_flag=True, help="Do not write the SFT, WebDancer and RL exports.")
+@ALLOW_INCOMPLETE
 def funnel_cmd(
     sources,
     run_dir,
@@ -123,6 +201,7 @@ def funnel_cmd(
     max_tokens,
     no_support_check,
     no_export,
+    allow_incomplete,
 ) -> None:
     """Keep the valid, correct, high-quality trajectories; send questions with none to the RL pool.
 
@@ -135,16 +214,19 @@ def funnel_cmd(
     from .funnel import FunnelConfig
 
     sources = sources or (run_dir / "sample" / "records",)
-    require_records(sources, "trajectory", "trajectories", "run `wdtk sample --dir DIR` first or name the files")
+    hint = "run `wdtk sample --dir DIR` first or name the files"
+    require_records(sources, "trajectory", "trajectories", hint, allow_incomplete=allow_incomplete)
     judge_model = prepare_judge(judge_model, judge_api_base)
     log_command(run_dir)
     cfg = FunnelConfig(
         max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens, require_support=not no_support_check
     )
-    funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold, export=not no_export)
+    funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold, not no_export, allow_incomplete)
 
 
-def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True) -> dict:
+def funnel(
+    run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_threshold=0.8, export=True, allow_incomplete=False
+) -> dict:
     """The funnel, then the exports, with their summaries printed: what `wdtk funnel` and the demo run."""
     from .funnel import describe_funnel, run
     from .judge import Judge, JudgeConfig, judge_client
@@ -153,7 +235,8 @@ def funnel(run_dir, sources, out_dir, cfg, judge_model, judge_api_base, f1_thres
     out_dir = out_dir or run_dir / "funnel"
     client = judge_client(judge_model, judge_api_base, run_dir / "llm_cache.sqlite")
     judge = Judge(client, JudgeConfig(f1_threshold=f1_threshold))
-    summary = run(sources, out_dir, cfg, judge, qa_sources=[run_dir / "filter" / "records"])
+    qa = [run_dir / "filter" / "records"]
+    summary = run(sources, out_dir, cfg, judge, qa_sources=qa, allow_incomplete=allow_incomplete)
     click.echo(describe_funnel(summary, out_dir))
     if export:
         from .export import describe_export

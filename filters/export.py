@@ -34,7 +34,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..schemas import RecordError, read_records
+from ..schemas import RecordError, mark_complete, read_records
 from ..synth.agent.format import chatml, render_assistant
 
 SHARD_ROWS = 5_000
@@ -131,6 +131,7 @@ def write_parquet(rows: Iterable[dict], dst: Path, schema: pa.Schema, shard_rows
         count, shard = count + len(chunk), shard + 1
         if len(chunk) < shard_rows:
             break
+    mark_complete(tmp, rows=count)  # the directory is whole: it appears under its real name in one rename
     if dst.exists():
         dst.rename(old)
     tmp.rename(dst)

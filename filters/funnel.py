@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..schemas import ShardWriter, batched, read_records
+from ..schemas import ShardWriter, batched, check_accounting, mark_complete, read_records, require_complete
 from ..synth.agent.format import check_call, parse_turn, render_assistant
 from ..synth.text import contains, is_number
 from .judge import Judge, judge_many
@@ -131,8 +131,15 @@ def run(
     judge: Judge,
     qa_sources: Iterable[Path] = (),
     batch: int = 512,
+    allow_incomplete: bool = False,
 ) -> dict:
-    """Run the funnel over trajectory records into out_dir; return the summary (also OUT/summary.json)."""
+    """Run the funnel over trajectory records into out_dir; return the summary (also OUT/summary.json).
+
+    A source directory whose stage did not finish is refused unless `allow_incomplete`; the output directories
+    are marked complete last, once every trajectory is accounted for."""
+    sources = list(sources)
+    for source in sources:
+        require_complete(source, allow_incomplete)
     return asyncio.run(_run(sources, out_dir, cfg, judge, qa_sources, batch))
 
 
@@ -157,7 +164,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
     outcomes: dict[str, Counter] = defaultdict(Counter)  # question id -> what became of its rollouts
     questions: dict[str, dict] = {}
     agreement = Counter()
-    writers = {n: ShardWriter(out_dir / n, kind=k) for n, k in _OUTPUTS.items()}
+    writers = {n: ShardWriter(out_dir / n, kind=k, complete_on_close=False) for n, k in _OUTPUTS.items()}
     with writers["records"], writers["rejects"], writers["judgements"]:
         for chunk in batched(read_all(sources), batch):
             validity = [validity_reason(t) for t in chunk]
@@ -183,7 +190,7 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
                     writers["records"].write(t)
                     outcomes[t["question_id"]]["kept"] += 1
     pool = rl_pool(questions, outcomes, _qa_index(qa_sources))
-    with ShardWriter(out_dir / "rl_pool") as writer:
+    with ShardWriter(out_dir / "rl_pool", complete_on_close=False) as writer:
         for row in pool:
             writer.write(row)
     kept = entered["quality"] - sum(counts["quality"].values())
@@ -204,7 +211,12 @@ async def _run(sources, out_dir: Path, cfg: FunnelConfig, judge: Judge, qa_sourc
         "seconds": round(time.monotonic() - started, 2),
         "usage": judge.client.usage.summary() if judge.client is not None else {},
     }
+    check_accounting(
+        "funnel", entered["validity"], kept=kept, dropped=sum(sum(c.values()) for c in map(counts.get, STAGES))
+    )
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    for name in (*_OUTPUTS, "rl_pool"):
+        mark_complete(out_dir / name, stage="funnel")
     if judge.client is not None:
         await judge.client.aclose()  # its connections belong to this event loop
     return summary

@@ -27,6 +27,9 @@ _VERDICT = re.compile(r"(?:(\bnot\s+|n['’]t\s+)|\b(in)|\b)correct\b")
 _LABEL = re.compile(r"^(?:final\s+)?(?:verdict|judge?ment|evaluation|decision|result|answer)\s*[:=-]\s*")
 _JSON_FLAG = re.compile(r'"(?:is_)?correct"\s*:\s*"?(\w*)')  # {"correct": true}: a key, not a verdict word
 _MARKUP = re.compile(r'[*_`#>"]')
+# The verdict as JSON, asked for whenever the client may hold replies to a schema (--structured auto or on); the
+# reply is still read by parse_verdict when it does not fit (a backend that ignored the schema).
+VERDICT_SCHEMA = {"type": "object", "required": ["correct"], "properties": {"correct": {"type": "boolean"}}}
 
 
 @dataclass(frozen=True)
@@ -119,19 +122,22 @@ class Judge:
             return self._by_metrics(base, rationale="empty prediction: incorrect without asking the judge")
         if self.client is None:
             return self._by_metrics(base)
-        content = self.prompt.render(question=question, gold=gold, prediction=prediction)
-        completion = await self.client.chat(
-            [{"role": "user", "content": content}],
-            Sampling(temperature=0.0, max_tokens=self.cfg.max_tokens),
-            prompt_version=self.prompt.version,
-            stage="judge",
-        )
+        text = await self._ask(self.prompt.render(question=question, gold=gold, prediction=prediction))
         judge = {"model": self.client.llm.name, "prompt_version": self.prompt.version}
-        base |= {"raw": completion.text, "judge": judge}
-        verdict = parse_verdict(completion.text)
+        base |= {"raw": text, "judge": judge}
+        verdict = parse_verdict(text)
         if verdict is None:
             return self._by_metrics(base, rationale="judge verdict unreadable (see raw): fell back to exact match/F1")
         return _record(base, "llm", verdict, float(verdict))
+
+    async def _ask(self, content: str) -> str:
+        """The judge model's reply: {"correct": bool} by schema when the client may enforce one, else free text."""
+        messages = [{"role": "user", "content": content}]
+        sampling = Sampling(temperature=0.0, max_tokens=self.cfg.max_tokens)
+        options = {"prompt_version": self.prompt.version, "stage": "judge"}
+        if getattr(self.client, "structured", "off") == "off":
+            return (await self.client.chat(messages, sampling, **options)).text
+        return (await self.client.chat_json(messages, VERDICT_SCHEMA, sampling, **options)).raw
 
     def _by_metrics(self, base: dict, rationale: str | None = None) -> dict:
         """The verdict of exact match, else of F1 against the threshold."""

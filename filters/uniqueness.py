@@ -5,7 +5,8 @@ relation. A variable of the claims (the answer, or an entity a description hides
 a claim whose subject is named or pinned ("the birthplace of X"), or the subject of at least `min_constraints`
 claims whose objects are named or pinned ("the poet born in Tarnholm"). "Who was born in Tarnholm?" leaves its
 answer open: many people may have been. This is structure, not the world: two constraints can still fit several
-entities (the audit counts those against the ground truth), and a later check can search for rival candidates.
+entities (the audit counts those against the ground truth); `wdtk filter --search` then looks for a second answer
+in the world (synth/rivals.py, run by filters/gates.py).
 
     reason = drop_reason(qa, UniquenessConfig())     # "ambiguous_answer", "ambiguous_description" or None
 """

@@ -24,7 +24,15 @@ from .truth import World
 from .verdicts import audit_qa, audit_trajectory
 
 COUNTS = ("n", "correct", "incorrect", "unique", "ambiguous", "leak", "unresolved", "good")
-STAGE_SUMMARIES = {"crawlqa": "synth/crawlqa", "e2hqa": "synth/e2hqa", "sample": "sample", "funnel": "funnel"}
+STAGE_SUMMARIES = {
+    "crawlqa": "synth/crawlqa",
+    "e2hqa": "synth/e2hqa",
+    "graphqa": "synth/graphqa",
+    "gates": "filter/gates",  # the search-backed uniqueness check and the difficulty gate of `wdtk filter`
+    "sample": "sample",
+    "funnel": "funnel",
+}
+METHODS = ("crawlqa", "e2hqa", "graphqa", "seeds")
 
 
 class AuditError(WdtkError, ValueError):
@@ -62,7 +70,7 @@ def find_truth(run: Path, truth_dir: Path | None = None) -> Path:
 def qa_records(run: Path) -> dict[str, dict]:
     """Every QA record of the run by id, with where it ended: {"record", "status", "reason"?}; later stages win."""
     found: dict[str, dict] = {}
-    for method in ("crawlqa", "e2hqa", "seeds"):
+    for method in METHODS:
         out = run / "synth" / method
         for qa in _records(out / "records"):
             found[qa["id"]] = {"record": qa, "status": "synthesised"}
@@ -85,6 +93,7 @@ def _candidate(reject: dict, method: str) -> dict | None:
         return None
     question, answer = str(c["question"]).strip(), str(c["answer"]).strip()
     qtype = str(c.get("type") or ("MULTI-HOP" if method == "e2hqa" else "?")).upper()
+    rounds = reject.get("round") or (c["hops"] if isinstance(c.get("hops"), int) else 0)  # E2HQA round, walk hops
     return {
         "id": record_id("qa", question, answer),
         "question": question,
@@ -92,7 +101,7 @@ def _candidate(reject: dict, method: str) -> dict | None:
         "type": qtype,
         "source": method,
         "claims": clean(c.get("claims")),
-        "rounds": int(reject.get("round", 0)),
+        "rounds": int(rounds),
     }
 
 
@@ -206,10 +215,39 @@ def summarise(verdicts: list[dict], trajectories: list[dict], tokens: dict) -> d
             "by_stage": tokens,
             "total": sum(tokens.values()),
             "per_final_question": _ratio(sum(tokens.values()), final_n),
-            "per_kept_qa": _ratio(tokens.get("crawlqa", 0) + tokens.get("e2hqa", 0), counts["kept"]["n"]),
+            "per_kept_qa": _ratio(sum(tokens.get(s, 0) for s in (*METHODS, "gates")), counts["kept"]["n"]),
         },
+        "kept_by_method": kept_by_method(verdicts, tokens),
         "trajectories": _trajectory_figures(trajectories, kept_t),
     }
+
+
+def kept_by_method(verdicts: list[dict], tokens: dict) -> dict:
+    """Per method and round (E2HQA rewrites, graphqa walk hops) of the kept QA: how many, the shares correct, unique
+    and good, mean hops; per method, yield (kept of synthesised) and its synthesis tokens per kept record."""
+    out: dict[str, dict] = {}
+    for source in sorted({v["source"] for v in verdicts} - {"seed"}):
+        mine = [v for v in verdicts if v["source"] == source]
+        kept = [v for v in mine if v["status"] in ("kept", "final")]
+        rounds = {}
+        for r in sorted({v["rounds"] for v in kept}):
+            group = [v for v in kept if v["rounds"] == r]
+            hops = [v["hops"] for v in group if v["hops"] is not None]
+            rounds[str(r)] = {
+                "n": len(group),
+                "correct": _share(sum(v["correct"] is True for v in group), len(group)),
+                "unique": _share(sum(v["unique"] is True for v in group), len(group)),
+                "good": _share(sum(map(_good, group)), len(group)),
+                "mean_hops": round(sum(hops) / len(hops), 2) if hops else None,
+            }
+        out[source] = {
+            "synthesised": len(mine),
+            "kept": len(kept),
+            "yield": _share(len(kept), len(mine)),
+            "tokens_per_kept": _ratio(tokens.get(source, 0), len(kept)),
+            "by_round": rounds,
+        }
+    return out
 
 
 def _trajectory_figures(trajectories: list[dict], kept: list[dict]) -> dict:
@@ -270,6 +308,16 @@ def describe(summary: dict) -> list[str]:
         for r, h in rounds.items()
     )
     lines.append(f"  hops per question: {hops or 'none resolved'}")
+    for source, m in summary.get("kept_by_method", {}).items():
+        rounds = "; ".join(
+            f"{_ROUND.get(source, '').format(r)}{g['n']} kept, correct {_fmt(g['correct'])}, "
+            f"unique {_fmt(g['unique'])}, hops {_fmt(g['mean_hops'])}"
+            for r, g in m["by_round"].items()
+        )
+        lines.append(
+            f"  {source}: kept {m['kept']} of {m['synthesised']} (yield {_fmt(m['yield'])}), "
+            f"{_fmt(m['tokens_per_kept'])} synthesis tokens per kept" + (f"; {rounds}" if rounds else "")
+        )
     if t["n"]:
         lines.append(
             f"  trajectories {t['n']:,}: judge vs truth on {t['judged']:,}: agree {t['agree']:,}, false accepts "
@@ -282,6 +330,9 @@ def describe(summary: dict) -> list[str]:
         f"{_fmt(tok['per_final_question'])} per question with a kept trajectory"
     )
     return lines
+
+
+_ROUND = {"e2hqa": "round {}: ", "graphqa": "walk hops {}: "}  # how a method's rounds read; others have one
 
 
 def _fmt(x: float | None) -> str:

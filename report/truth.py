@@ -5,7 +5,9 @@
     claims = world.compile(record["claims"])        # terms and relations, or Unresolved saying why not
     world.solve(claims, "?answer")                  # every value ?answer takes over facts.json
 
-Values are tuples: ("entity", id), ("date", "1874-03-12"), ("year", 1874), ("number", 1204) or ("text", normalised).
+Values are tuples: ("entity", id), ("date", "1874-03-12"), ("year", 1874), ("number", 1204) or ("text", normalised);
+a blurred value a question gives as a range ("the 1870s", "before 1900", "between 1,000 and 5,000", "more than 500",
+"around 1875") is ("range", low, high), which a date, year or number within it fits.
 A claim's relation is a phrase ("born in", "founded by"): it maps to the world's relations through RELATION_WORDS
 or by name; an unknown phrase matches any relation, but only where the claim's ends pin it down. A claim may be
 written either way round ("X wrote W" for the fact "W creator X"): the way the world's facts allow is taken.
@@ -55,6 +57,15 @@ _PREP = re.compile(r"\s+(?:of|in|by|on|at|for|to|as)$")
 _MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_name) if m}
 _DAY_MONTH_YEAR = re.compile(r"^(\d{1,2})\s+([a-z]+)\s+(\d{3,4})$")
 _MONTH_DAY_YEAR = re.compile(r"^([a-z]+)\s+(\d{1,2}),?\s+(\d{3,4})$")
+_NUM = r"(\d[\d,]*(?:\.\d+)?)"
+_DECADE = re.compile(r"^(?:the\s+)?(early|mid|late)?[\s-]*(\d{1,3})0s$")
+_CENTURY = re.compile(r"^(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\s+century$")
+_BETWEEN = re.compile(rf"^(?:between|from)\s+{_NUM}\s+(?:and|to)\s+{_NUM}$")
+_BOUNDS = "before|earlier than|prior to|after|later than|more than|over|above|at least|fewer than|less than|under"
+_BOUND = re.compile(rf"^({_BOUNDS}|below|at most)\s+{_NUM}$")
+_AROUND = re.compile(rf"^(?:around|about|circa|c\.|roughly|approximately)\s+{_NUM}$")
+_BELOW = ("before", "earlier than", "prior to", "fewer than", "less than", "under", "below")
+INF = float("inf")
 
 
 class Unresolved(Exception):
@@ -83,8 +94,40 @@ class Claim:
     open_relation: bool = False  # its phrase named no relation: the readings come from the facts between its ends
 
 
+def range_value(text: str) -> tuple | None:
+    """("range", low, high) for a blurred date or number ("the 1870s", "between 1,000 and 5,000"), else None."""
+    t = " ".join(text.lower().replace("–", "-").split()).rstrip(".")
+    if m := _DECADE.match(t):
+        start, part = int(m.group(2)) * 10, m.group(1)
+        low, high = {"early": (0, 3), "mid": (3, 6), "late": (6, 9)}.get(part, (0, 9))
+        return ("range", start + low, start + high)
+    if m := _CENTURY.match(t):
+        return ("range", (int(m.group(1)) - 1) * 100, int(m.group(1)) * 100 - 1)
+    if m := _BETWEEN.match(t):
+        low, high = sorted(_number(g) for g in m.groups())
+        return ("range", low, high)
+    if m := _BOUND.match(t):
+        n, word = _number(m.group(2)), m.group(1)
+        strict = word not in ("at least", "at most")
+        if word in _BELOW or word == "at most":
+            return ("range", -INF, n - 1 if strict and n == int(n) else n)
+        return ("range", n + 1 if strict and n == int(n) else n, INF)
+    if m := _AROUND.match(t):
+        n = _number(m.group(1))
+        spread = 5 if "," not in m.group(1) and 100 <= n <= 9999 and n == int(n) else abs(n) * 0.1
+        return ("range", n - spread, n + spread)
+    return None
+
+
+def _number(text: str) -> float:
+    value = float(text.replace(",", ""))
+    return int(value) if value == int(value) else value
+
+
 def literal_values(text: str) -> set[tuple]:
-    """The literal values `text` may write: a date, a year, a number, else normalised text."""
+    """The literal values `text` may write: a date, a year, a number, a range, else normalised text."""
+    if blurred := range_value(text):
+        return {blurred}
     t = " ".join(text.lower().split())
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
         return {("date", t)}
@@ -102,8 +145,14 @@ def literal_values(text: str) -> set[tuple]:
 
 
 def fits(value: tuple, allowed: frozenset | set) -> bool:
-    """Whether a fact's value is one of `allowed`; a date also fits its year (a claim may be coarser)."""
-    return value in allowed or (value[0] == "date" and ("year", int(value[1][:4])) in allowed)
+    """Whether a fact's value is one of `allowed`; a date also fits its year (a claim may be coarser), and a date,
+    year or number fits a range that holds it."""
+    if value in allowed or (value[0] == "date" and ("year", int(value[1][:4])) in allowed):
+        return True
+    if value[0] not in ("date", "year", "number"):
+        return False
+    n = int(value[1][:4]) if value[0] == "date" else value[1]
+    return any(a[0] == "range" and a[1] <= n <= a[2] for a in allowed)
 
 
 def fact_value(fact: dict) -> tuple:

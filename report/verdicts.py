@@ -1,6 +1,7 @@
 """Verdicts of the audit, one pure function per record: a QA record or a trajectory against the world's truth.
 
-QA (`audit_qa`): the record's claims become a pattern over facts.json, the answer a variable (`?answer`):
+QA (`audit_qa`): the record's claims become a pattern over facts.json, the answer a variable (`?answer`), a blurred
+value its range (a claim's `approx`, as graphqa questions give dates and numbers):
 - correct: the gold answer is among the values the pattern allows (every claim matches a fact, names resolved);
 - unique: the pattern allows exactly one value (a description that fits three people has three answers);
 - hops: the longest chain of claims from a named entity or value to the answer;
@@ -12,9 +13,7 @@ Trajectory (`audit_trajectory`): its final answer against the question's true an
 
 from __future__ import annotations
 
-from collections import deque
-
-from ..synth.claims import same_term
+from ..synth.claims import chain_hops, same_term
 from ..synth.text import contains
 from .truth import Unresolved, World, fits
 
@@ -23,7 +22,9 @@ SHOWN = 5  # solutions named in a verdict's why
 
 
 def question_pattern(claims: list[dict], answer: str, qtype: str, world: World) -> tuple[list[dict], str]:
-    """The claims with the answer turned into ?answer, and the variable the question asks for."""
+    """The claims with the answer turned into ?answer, and the variable the question asks for. A claim the question
+    blurs is matched by how the question states it (its `approx`, a range), not by the exact value its page gives."""
+    claims = [{**c, "object": c["approx"]} if c.get("approx") else c for c in claims]
     if qtype == "COUNT":
         names = {t for c in claims for t in (c["subject"], c["object"]) if t.startswith("?")}
         if len(names) != 1:
@@ -50,20 +51,7 @@ def _entities(text: str, world: World) -> set[tuple]:
 
 def claim_hops(claims: list[dict], target: str) -> int | None:
     """The longest of the shortest chains of claims from a named end to `target`; None when nothing named links."""
-    edges: dict[str, set[str]] = {}
-    for c in claims:
-        s, o = (t if t.startswith("?") else "=" + t.lower() for t in (c["subject"], c["object"]))
-        edges.setdefault(s, set()).add(o)
-        edges.setdefault(o, set()).add(s)
-    distance, queue = {target: 0}, deque([target])
-    while queue:
-        node = queue.popleft()
-        for nxt in edges.get(node, ()):
-            if nxt not in distance:
-                distance[nxt] = distance[node] + 1
-                queue.append(nxt)
-    named = [d for node, d in distance.items() if node.startswith("=")]
-    return max(named) if named else None
+    return chain_hops(claims, target)
 
 
 def leaked(question: str, answer: str, world: World) -> str | None:

@@ -18,7 +18,10 @@ Rules every record follows:
 
 Files: `.jsonl`, `.jsonl.gz` or `.parquet`, or a directory of numbered shards `00000.jsonl.gz`, ...
 each written to a hidden temp file and renamed when complete (`ShardWriter`), so readers never see
-a half-written shard. Readers stream: memory does not grow with the file. Every problem with a
+a half-written shard. A stage writes a hidden `.complete` marker into a shard directory last
+(`mark_complete`); reading a directory without it warns (`IncompleteWarning`), and the next stage
+refuses it (`require_complete`) unless told to allow incomplete input.
+Readers stream: memory does not grow with the file. Every problem with a
 file or record raises `RecordError`, whose str() names the file, line, field and what is wrong.
 """
 
@@ -26,29 +29,39 @@ from .errors import WdtkError
 from .formats import FORMATS
 from .records import ID_LENGTH, KINDS, RecordError, load_schema, record_id, validate
 from .shards import (
+    AccountingError,
+    IncompleteInput,
+    IncompleteWarning,
     ShardWriter,
     batched,
+    check_accounting,
     clear_complete,
     is_complete,
     mark_complete,
     read_records,
+    require_complete,
     write_records,
 )
 
 __all__ = [
+    "AccountingError",
     "FORMATS",
     "ID_LENGTH",
+    "IncompleteInput",
+    "IncompleteWarning",
     "KINDS",
     "RecordError",
     "ShardWriter",
     "WdtkError",
     "batched",
+    "check_accounting",
     "clear_complete",
     "is_complete",
     "mark_complete",
     "load_schema",
     "read_records",
     "record_id",
+    "require_complete",
     "validate",
     "write_records",
 ]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
 
+from .errors import WdtkError
 from .formats import FORMATS, ShardFile, dumps, format_of, iter_jsonl, iter_parquet, loads
 from .records import RecordError, check_kind, validate
 
@@ -20,11 +22,16 @@ def read_records(src: str | Path, kind: str | None = None) -> Iterator[dict]:
 
     Path and kind problems raise RecordError at once; bad content raises it while iterating,
     naming the file and line (or Parquet row). Shards are read in numeric name order; hidden
-    and temp files are skipped. When `kind` is given each record is validated.
+    and temp files are skipped. When `kind` is given each record is validated. A directory without
+    its completion marker (see `mark_complete`) is read with an IncompleteWarning: its stage did not finish.
     """
     if kind is not None:
         check_kind(kind)
-    return _stream(_source_files(Path(src)), kind)
+    src = Path(src)
+    files = _source_files(src)
+    if not is_complete(src):
+        warnings.warn(IncompleteWarning(incomplete_message(src)), stacklevel=2)
+    return _stream(files, kind)
 
 
 def read_located(src: str | Path) -> Iterator[tuple[Path, int, dict]]:
@@ -108,10 +115,18 @@ class ShardWriter:
     flush()/close(), so a crash never leaves a half-written shard under a real name. Numbering continues
     after the highest existing shard, so a resumed job appends. One writer per directory at a time.
     Leaving a `with` block by an exception discards the unfinished shard; finished ones stay.
+    Opening a writer takes the directory's completion marker away; close() puts it back when
+    `complete_on_close` (a stage that has more to check before its output counts as whole passes False
+    and calls `mark_complete` itself), so a killed writer leaves a directory that reads as incomplete.
     """
 
     def __init__(
-        self, dst_dir: str | Path, kind: str | None = None, fmt: str = "jsonl.gz", shard_size: int = 10_000
+        self,
+        dst_dir: str | Path,
+        kind: str | None = None,
+        fmt: str = "jsonl.gz",
+        shard_size: int = 10_000,
+        complete_on_close: bool = True,
     ) -> None:
         if kind is not None:
             check_kind(kind)
@@ -120,7 +135,9 @@ class ShardWriter:
         if shard_size < 1:
             raise ValueError(f"shard_size must be at least 1, got {shard_size}")
         self.dir, self.kind, self.fmt, self.shard_size = Path(dst_dir), kind, fmt, shard_size
+        self.complete_on_close = complete_on_close
         self.dir.mkdir(parents=True, exist_ok=True)
+        clear_complete(self.dir)
         self.count = 0  # records accepted
         self.paths: list[Path] = []  # finished shards, in order
         self._offered = 0  # records passed to write(), including rejected ones
@@ -155,8 +172,10 @@ class ShardWriter:
             self._shard = None
 
     def close(self) -> None:
-        """Flush and stop accepting records."""
+        """Flush and stop accepting records; mark the directory complete when `complete_on_close`."""
         self.flush()
+        if self.complete_on_close and not self._closed:
+            mark_complete(self.dir, records=self.count)
         self._closed = True
 
     def __enter__(self) -> ShardWriter:
@@ -238,6 +257,40 @@ def is_complete(directory: str | Path) -> bool:
     """Whether the stage that writes `directory` finished it (a single file counts as complete)."""
     directory = Path(directory)
     return not directory.is_dir() or (directory / COMPLETE).exists()
+
+
+class IncompleteWarning(UserWarning):
+    """Records read from a shard directory whose stage has not finished (killed, failed, or still running)."""
+
+
+class IncompleteInput(WdtkError, RuntimeError):
+    """A stage was given a shard directory that its own stage did not finish."""
+
+
+def incomplete_message(directory: Path) -> str:
+    """One line saying that `directory` may hold only part of its stage's records."""
+    return (
+        f"{directory} is incomplete (no {COMPLETE} marker): the stage that writes it was killed, failed "
+        "or is still running, so it may hold only part of its records"
+    )
+
+
+def require_complete(path: str | Path, allow_incomplete: bool = False) -> None:
+    """Refuse an input directory its stage did not finish, unless `allow_incomplete` (the --allow-incomplete flag)."""
+    path = Path(path)
+    if not allow_incomplete and not is_complete(path):
+        raise IncompleteInput(f"{incomplete_message(path)}; finish that stage first, or pass --allow-incomplete")
+
+
+class AccountingError(RuntimeError):
+    """A stage's counts do not add up: some input has neither a record nor a reject. Always a bug in wdtk."""
+
+
+def check_accounting(stage: str, inputs: int, **outcomes: int) -> None:
+    """Fail loudly unless every one of `inputs` ended as exactly one of `outcomes` (kept, rejected, ...)."""
+    if inputs != sum(outcomes.values()):
+        parts = " + ".join(f"{n} {name}" for name, n in outcomes.items())
+        raise AccountingError(f"{stage}: {inputs} inputs but {parts} = {sum(outcomes.values())}; this is a bug")
 
 
 def batched(items: Iterable, size: int) -> Iterable[list]:

@@ -8,6 +8,8 @@ E2HQA composes a hardened question's claims: the hidden entity becomes a variabl
 
 from __future__ import annotations
 
+from collections import deque
+
 from .llm.base import Sampling
 from .prompting import load_prompt
 from .text import contains, normalize
@@ -83,6 +85,30 @@ async def llm_supports(claim: dict, url: str, text: str, ctx, stage: str) -> boo
         stage=stage,
     )
     return None if result.value is None else bool(result.value["supported"])
+
+
+def distances(claims: list[dict], target: str) -> dict[str, int]:
+    """Shortest chains of claims from `target` to every term they reach: variables by name, named ends as "=name"."""
+    edges: dict[str, set[str]] = {}
+    for c in claims:
+        s, o = (t if is_variable(t) else "=" + t.lower() for t in (c["subject"], c["object"]))
+        edges.setdefault(s, set()).add(o)
+        edges.setdefault(o, set()).add(s)
+    distance, queue = {target: 0}, deque([target])
+    while queue:
+        node = queue.popleft()
+        for nxt in edges.get(node, ()):
+            if nxt not in distance:
+                distance[nxt] = distance[node] + 1
+                queue.append(nxt)
+    return distance
+
+
+def chain_hops(claims: list[dict], target: str) -> int | None:
+    """The longest of the shortest chains of claims from a named end to `target`: how many hops the question reaches
+    (the audit's hops); None when nothing named links to it."""
+    named = [d for node, d in distances(claims, target).items() if node.startswith("=")]
+    return max(named) if named else None
 
 
 def source_key(url: str) -> str:

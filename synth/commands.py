@@ -32,6 +32,11 @@ PAGES_HINT = "run `wdtk crawl URL -o DIR/crawl` (or `wdtk demo`) first"
 @run_dir_option("Working directory: reads crawl/pages and index/, writes synth/.")
 @click.option("--rewrites", default=3, type=click.IntRange(0), help="E2HQA rounds on top of CRAWLQA (0: none).")
 @max_groups_option()
+@click.option("--graphqa", is_flag=True, help="Also run graph-walk synthesis (see `wdtk synth graphqa`).")
+@click.option(
+    "--hops", default="3..6", callback=lambda c, p, v: hops_range(v), metavar="MIN..MAX", help="graphqa walks."
+)
+@click.option("--max-walks", default=None, type=click.IntRange(1), help="Use at most this many graphqa walks.")
 @llm_options
 @click.pass_context
 def synth(
@@ -42,6 +47,9 @@ def synth(
     model: str,
     api_base: str | None,
     restart: bool,
+    graphqa: bool,
+    hops: tuple[int, int],
+    max_walks: int | None,
     **opts,
 ) -> None:
     """Synthesise QA: CRAWLQA on the crawled pages, then E2HQA rounds on its output.
@@ -54,10 +62,18 @@ def synth(
         return
     from ..schemas.runlog import log_command
 
-    require_records([run_dir / "crawl" / "pages"], "page", "crawled pages", PAGES_HINT)
+    require_records(
+        [run_dir / "crawl" / "pages"],
+        "page",
+        "crawled pages",
+        PAGES_HINT,
+        allow_incomplete=opts.get("allow_incomplete", False),
+    )
     model = prepare_model(model, api_base)
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, **opts)
+    if graphqa:
+        graphqa_step(run_dir, hops, max_walks, model, api_base, restart, **opts)
 
 
 def synthesise(
@@ -130,7 +146,7 @@ def crawlqa_cmd(
     """CRAWLQA: QA pairs written by the LLM from each crawled page and its sublinks (PAGES: page records)."""
     from . import crawlqa
 
-    require_records([pages], "page", "page records", PAGES_HINT)
+    require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
     model = prepare_model(model, api_base)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
@@ -167,7 +183,13 @@ def e2hqa_cmd(
     """E2HQA: make SEEDS (JSONL of question/answer, SimpleQA-style rows accepted) harder, round by round."""
     from . import e2hqa
 
-    require_records([seeds], "question", "seed questions", "JSONL rows with a question and an answer")
+    require_records(
+        [seeds],
+        "question",
+        "seed questions",
+        "JSONL rows with a question and an answer",
+        allow_incomplete=opts["allow_incomplete"],
+    )
     require_index(search)
     model = prepare_model(model, api_base)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
@@ -177,6 +199,96 @@ def e2hqa_cmd(
         restart,
         lambda p: e2hqa.run(seeds, out_dir, e2hqa.E2HQAConfig(rewrites=rewrites), backends, run_opts, limit, p),
     )
+
+
+# --- graph-walk synthesis (issue 15) -------------------------------------------------------------------------------
+
+
+def hops_range(text: str) -> tuple[int, int]:
+    """Walk hops from "3..6" (or "4") as (min, max)."""
+    from .linkgraph import parse_hops
+
+    try:
+        return parse_hops(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def graphqa_step(
+    run_dir: Path, hops: tuple[int, int], max_walks, model, api_base, restart=False, cfg=None, **opts
+) -> dict:
+    """graphqa on run_dir/crawl/pages into run_dir/synth/graphqa, its uniqueness check searching run_dir/index;
+    `cfg` (a GraphQAConfig, default the stage's) walks `hops` links."""
+    from dataclasses import replace
+
+    from . import graphqa
+
+    pages = run_dir / "crawl" / "pages"
+    index = _ensure_index(pages, run_dir / "index")
+    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{index}", **opts)
+    cfg = cfg or graphqa.GraphQAConfig()
+    cfg = replace(cfg, walk=replace(cfg.walk, min_hops=hops[0], max_hops=hops[1]))
+    out = run_dir / "synth" / "graphqa"
+    return run_with_progress(
+        "graphqa", out, restart, lambda p: graphqa.run(pages, out, cfg, backends, run_opts, max_walks, p)
+    )
+
+
+@synth.command("graphqa")
+@click.argument("pages", type=click.Path(exists=True, path_type=Path))
+@_stage_out
+@click.option(
+    "--hops", default="3..6", callback=lambda c, p, v: hops_range(v), metavar="MIN..MAX", help="Links a walk follows."
+)
+@click.option("--max-walks", default=None, type=click.IntRange(1), help="Use at most this many walks.")
+@click.option("--walks-per-page", default=1, type=click.IntRange(1), help="Walks started from each page.")
+@click.option("--seed", default=0, type=int, help="Seed of the walks.")
+@click.option(
+    "--search",
+    metavar="ENGINE",
+    help="Engine the uniqueness check searches (default: a BM25 index of PAGES in OUT/index).",
+)
+@click.option("--no-uniqueness", is_flag=True, help="Keep questions without searching for a second answer.")
+@llm_options
+def graphqa_cmd(
+    pages: Path,
+    out_dir: Path,
+    hops: tuple[int, int],
+    max_walks: int | None,
+    walks_per_page: int,
+    seed: int,
+    search: str | None,
+    no_uniqueness: bool,
+    model: str,
+    api_base: str | None,
+    restart: bool,
+    **opts,
+) -> None:
+    """Graph-walk synthesis: hard questions composed along random walks over the crawl's links (PAGES: page records).
+
+    Each walk's pages have their facts extracted as claims; the LLM composes one question whose answer is on the
+    walk's last page, names and numbers blurred; it is kept when every claim is on its page, the answer is not in
+    the question, and search finds no second answer. Run `wdtk filter --difficulty` on OUT/records for the
+    difficulty gate. A killed run resumes where it stopped when started again.
+    """
+    from . import graphqa
+    from .linkgraph import WalkConfig
+
+    require_records([pages], "page", "page records", PAGES_HINT, allow_incomplete=opts["allow_incomplete"])
+    model = prepare_model(model, api_base)
+    walk = WalkConfig(min_hops=hops[0], max_hops=hops[1], walks_per_page=walks_per_page, seed=seed)
+    cfg = graphqa.GraphQAConfig(walk=walk, rivals=None if no_uniqueness else graphqa.RivalConfig())
+    engine = None if no_uniqueness else search or f"bm25:{out_dir / 'index'}"
+    if search:
+        require_index(search)
+    backends, run_opts = stage_backends(out_dir, model, api_base, engine, **opts)
+
+    def call(progress):
+        if engine and not search:  # built here: --restart empties OUT first
+            _ensure_index(pages, out_dir / "index")
+        return graphqa.run(pages, out_dir, cfg, backends, run_opts, max_walks, progress)
+
+    run_with_progress("graphqa", out_dir, restart, call)
 
 
 def _ensure_index(pages: Path, index_dir: Path) -> Path:
@@ -251,7 +363,8 @@ def sample(
     from .sample import SampleConfig, run
 
     sources = sources or (run_dir / "filter" / "records",)
-    require_records(sources, "question", "QA records", "run `wdtk filter --dir DIR` first or name the QA files")
+    hint = "run `wdtk filter --dir DIR` first or name the QA files"
+    require_records(sources, "question", "QA records", hint, allow_incomplete=opts["allow_incomplete"])
     search = search or f"bm25:{run_dir / 'index'}"
     require_index(search)
     model = prepare_model(model, api_base)

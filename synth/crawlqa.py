@@ -17,10 +17,10 @@ from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import read_records, record_id
+from ..schemas import record_id
 from . import claims as claimlib
 from .llm.base import Sampling
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
 from .text import contains, is_number, normalize, word_count
 
@@ -175,6 +175,8 @@ async def process_group(group: dict, ctx) -> tuple[list[dict], list[dict]]:
     )
     if result.value is None:
         return [], [reject("unparseable", group, detail=result.error, raw=result.raw)]
+    if not result.value["qa"]:  # an empty list is an answer too: the group is accounted for, with the reply
+        return [], [reject("empty", group, raw=result.raw)]
     kept, rejects = [], []
     for qa in result.value["qa"]:
         reason, claims = await check_pair(qa, group, ctx)
@@ -236,5 +238,5 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """CRAWLQA over crawled page records: qa records in out_dir/records, rejects in out_dir/rejects."""
-    groups = islice(page_groups(read_records(pages, kind="page"), cfg), max_groups)
+    groups = islice(page_groups(read_input(pages, opts, kind="page"), cfg), max_groups)
     return run_stage(Stage("crawlqa", process_group, cfg, "qa", backends), groups, out_dir, opts, progress)

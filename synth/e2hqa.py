@@ -21,10 +21,10 @@ from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import RecordError, read_records, record_id
+from ..schemas import RecordError, record_id
 from . import claims as claimlib
 from .llm.base import Sampling
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
 from .prompting import load_prompt
 from .text import contains
 
@@ -248,6 +248,6 @@ def run(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """E2HQA over seed QA (wdtk qa records or SimpleQA-style rows): hardened qa records in out_dir/records."""
-    rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_records(seeds)))
+    rows = (seed_record(row, str(seeds), i) for i, row in enumerate(read_input(seeds, opts)))
     stage = Stage("e2hqa", process_seed, cfg, "qa", backends, needs_search=True)
     return run_stage(stage, islice(rows, limit), out_dir, opts, progress)

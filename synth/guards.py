@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
+import re
 import time
 import urllib.parse
 from collections.abc import Iterable
 from pathlib import Path
 
 from ..schemas import RecordError, WdtkError, read_records, validate
-from ..schemas.shards import read_located
+from ..schemas.shards import read_located, require_complete
 from .llm.base import PermanentLLMError, Sampling, TransientLLMError
 from .llm.factory import make_llm, route
 
@@ -81,7 +82,7 @@ def resolve_model(model: str | None, api_base: str | None, option: str = "--mode
     return model, None
 
 
-def check_model(model: str, api_base: str | None, option: str = "--model") -> None:
+def check_model(model: str, api_base: str | None, option: str = "--model", timeout: float = 60.0) -> None:
     """Raise WdtkError unless `model` can run here: packages or checkpoint present for in-process models; provider,
     key and one tiny request for the others."""
     kind = route(model, api_base)
@@ -102,7 +103,7 @@ def check_model(model: str, api_base: str | None, option: str = "--model") -> No
     else:
         if kind == "litellm":
             _check_provider(model, option)
-        _ping(model, api_base, option)
+        _ping(model, api_base, option, timeout)
 
 
 def _need(modules: Iterable[str], what: str, hint: str) -> None:
@@ -128,12 +129,13 @@ def _check_provider(model: str, option: str) -> None:
         raise WdtkError(f"{option} {model} needs {', '.join(missing)} in the environment")
 
 
-def _ping(model: str, api_base: str | None, option: str) -> None:
-    """One tiny request: permanent errors (a bad key, an unknown model) at once, transient ones after a few tries."""
+def _ping(model: str, api_base: str | None, option: str, timeout: float = 60.0) -> None:
+    """One tiny request: permanent errors (a bad key, an unknown model) at once, transient ones after a few tries,
+    each given the run's own --timeout."""
     where = f" at {api_base}" if api_base else ""
     for attempt in range(PING_ATTEMPTS):
         try:
-            asyncio.run(_complete_once(model, api_base))
+            asyncio.run(_complete_once(model, api_base, timeout))
             return
         except PermanentLLMError as e:
             raise WdtkError(f"{option} {model}{where} refused a test request: {_line(e)}") from None
@@ -146,10 +148,12 @@ def _ping(model: str, api_base: str | None, option: str) -> None:
             raise WdtkError(f"{option} {model}{where}: a test request failed: {failure}") from None
 
 
-async def _complete_once(model: str, api_base: str | None) -> None:
+async def _complete_once(model: str, api_base: str | None, timeout: float) -> None:
     llm = make_llm(model, api_base)
     try:
-        await llm.complete(PING, Sampling(max_tokens=8), timeout=60)
+        await asyncio.wait_for(llm.complete(PING, Sampling(max_tokens=8), timeout=timeout), timeout)
+    except TimeoutError:  # a hung endpoint: as transient as the run's own calls would find it
+        raise TransientLLMError(f"no answer within {timeout:g}s") from None
     finally:
         if (close := getattr(llm, "aclose", None)) is not None:
             await close()
@@ -165,19 +169,29 @@ def _line(error: Exception) -> str:
 
 
 def check_records(
-    sources: Iterable[Path], kind: str | None, what: str, hint: str = "", *, every: bool = True, empty_ok: bool = False
+    sources: Iterable[Path],
+    kind: str | None,
+    what: str,
+    hint: str = "",
+    *,
+    every: bool = True,
+    empty_ok: bool = False,
+    allow_incomplete: bool | None = None,
 ) -> int:
     """Read every record of `sources` once and return how many there are.
 
     Each source must exist and (unless `empty_ok`) hold records; every record must be under MAX_RECORD_BYTES and of
     `kind` (a schema kind; "question": a qa record or a SimpleQA-style row; None: any), or with `every=False` at least
     one per source must be (a stage that rejects malformed records itself still refuses input of another kind).
-    Raises RecordError naming file:line:field, or WdtkError for a missing or empty source.
+    Raises RecordError naming file:line:field, or WdtkError for a missing or empty source. With `allow_incomplete`
+    given, a directory its stage did not finish is refused first, unless it is True (--allow-incomplete).
     """
     total = 0
     for source in map(Path, sources):
         if not source.exists():
             raise WdtkError(f"no {what} at {source}" + (f": {hint}" if hint else ""))
+        if allow_incomplete is not None:
+            require_complete(source, allow_incomplete)
         count, first_error, valid = 0, None, False
         for path, line, record in read_located(source):
             try:
@@ -253,5 +267,5 @@ def check_outcome(summary: dict, out_dir: Path) -> None:
     rejects = out_dir / "rejects"
     details = {r.get("detail") for r in read_records(rejects) if r.get("reason") == "llm_error"}
     if len(details) == 1:
-        error = _line(details.pop())
+        error = re.sub(r"^\w*LLMError: ", "", _line(details.pop()))  # the class name tells the user nothing
         raise WdtkError(f"every one of the {summary['items']} items failed with the same LLM error: {error}")

@@ -13,7 +13,18 @@ from pathlib import Path
 import click
 
 # What a stage runs with when a caller (the demo, a test, another stage) names no worker or rate options.
-RUN_DEFAULTS = {"concurrency": 32, "rpm": None, "tpm": None, "workers": None, "scheduler": None, "partition_size": 16}
+RUN_DEFAULTS = {
+    "concurrency": 32,
+    "rpm": None,
+    "tpm": None,
+    "workers": None,
+    "scheduler": None,
+    "partition_size": 16,
+    "timeout": 120.0,
+    "max_retries": 6,
+    "allow_incomplete": False,
+    "structured": "auto",
+}
 AGENT_OPTIONS = ("temperature", "max_calls", "max_context_tokens", "max_new_tokens", "max_seconds")
 
 
@@ -124,6 +135,15 @@ MODEL_HELP = (
     "'vllm:NAME'.  [default: embedded; with --api-base, the one model it serves]"
 )
 SEARCH_HELP = "bm25:INDEX_DIR (from `wdtk index`), serper:URL (key from SERPER_API_KEY) or searxng:URL."
+STRUCTURED = click.option(
+    "--structured",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    envvar="WDTK_STRUCTURED",
+    show_envvar=True,
+    help="Hold replies to their JSON schema and agent turns to the ReAct grammar while decoding: auto (where the "
+    "backend can; a server that refuses gets plain prompts), on (always; a refusal is an error), off.",
+)
 MODEL = [
     click.option("--model", envvar="WDTK_MODEL", show_envvar=True, default=None, help=MODEL_HELP),
     click.option(
@@ -137,12 +157,35 @@ MODEL = [
     click.option("--concurrency", default=32, type=click.IntRange(1), help="LLM requests in flight per worker."),
     click.option("--rpm", type=click.FloatRange(0, min_open=True), help="Requests-per-minute limit per worker."),
     click.option("--tpm", type=click.FloatRange(0, min_open=True), help="Tokens-per-minute limit per worker."),
+    click.option(
+        "--timeout",
+        envvar="WDTK_TIMEOUT",
+        show_envvar=True,
+        default=120.0,
+        type=click.FloatRange(0, min_open=True),
+        help="Seconds an LLM request may take (a straggler is raced by a second copy well before).",
+    ),
+    click.option(
+        "--max-retries",
+        envvar="WDTK_MAX_RETRIES",
+        show_envvar=True,
+        default=6,
+        type=click.IntRange(0),
+        help="Retries of an LLM call after 429s, 5xx, timeouts and dropped connections.",
+    ),
+    STRUCTURED,
 ]
+ALLOW_INCOMPLETE = click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Read input directories whose stage did not finish (no completion marker): killed runs, on purpose.",
+)
 STAGE = [
     workers_option(),
     SCHEDULER,
     click.option("--partition-size", default=16, type=click.IntRange(1), help="Items per Dask task."),
     click.option("--restart", is_flag=True, help="Discard this stage's earlier output instead of resuming."),
+    ALLOW_INCOMPLETE,
 ]
 llm_options = apply(MODEL + STAGE)
 """The model, its endpoint and limits, and where the stage runs: every command that calls an LLM per item."""
@@ -242,7 +285,8 @@ def prepare_model(model: str | None, api_base: str | None, option: str = "--mode
     model, note = resolve_model(model, api_base, option)
     if note:
         click.echo(note, err=True)
-    check_model(model, api_base, option)
+    timeout = (ctx.params.get("timeout") if ctx else None) or RUN_DEFAULTS["timeout"]  # the run's own --timeout
+    check_model(model, api_base, option, timeout)
     return model
 
 
@@ -262,7 +306,7 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
     from .parallel import Backends, RunOptions
 
     opts = {**RUN_DEFAULTS, **opts}
-    concurrency, timeout = limits(model, opts["concurrency"], 120.0)
+    concurrency, timeout = limits(model, opts["concurrency"], opts["timeout"])
     backends = Backends(
         model=model,
         api_base=api_base,
@@ -272,11 +316,14 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
         rpm=opts["rpm"],
         tpm=opts["tpm"],
         timeout=timeout,
+        max_retries=opts["max_retries"],
+        structured=opts["structured"],
     )
     workers = opts["workers"]
     run_opts = RunOptions(
         partition_size=opts["partition_size"],
         scheduler=opts["scheduler"],
+        allow_incomplete=opts["allow_incomplete"],
         **({} if workers is None else {"workers": workers}),
     )
     return backends, run_opts
@@ -284,23 +331,20 @@ def stage_backends(run_dir: Path, model: str, api_base: str | None, search: str 
 
 def run_with_progress(name: str, out_dir: Path, restart: bool, call, report: Callable | None = None) -> dict:
     """Run one stage with a progress bar; `call(progress)` returns its summary, which `report` prints (default: the
-    stage summary's counts and LLM usage). A run whose every item failed with one LLM error fails with it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    stage summary's counts and LLM usage). `progress` takes run_stage's events (inputs done of a known total,
+    records, LLM calls): a bar with an ETA on a terminal, a line every few seconds on stderr otherwise. A run whose
+    every item failed with one LLM error fails with it."""
     from .guards import check_outcome
-    from .parallel import close_backends
+    from .progress import StageProgress
 
     if restart:
         shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with Progress(TextColumn(name), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True) as bar:
-        task = bar.add_task(name, total=None)
+    with StageProgress(name) as progress:
         try:
-            summary = call(lambda s: bar.advance(task))
+            summary = call(progress)
         except ValueError as exc:  # a config the stage refuses
             raise click.ClickException(str(exc)) from None
-        finally:
-            close_backends()
     (report or print_stage_summary)(summary, out_dir)
     check_outcome(summary, out_dir)
     return summary

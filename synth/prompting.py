@@ -31,3 +31,11 @@ def load_prompt(name: str) -> Prompt:
     """synth/prompts/<name>.txt, read once per process."""
     text = resources.files("wdtk.synth").joinpath("prompts", f"{name}.txt").read_text(encoding="utf-8")
     return Prompt(name, text)
+
+
+def prompt_name(version: str) -> str | None:
+    """The name of the prompt in synth/prompts/ whose version is `version`, or None (for error messages)."""
+    for path in resources.files("wdtk.synth").joinpath("prompts").iterdir():
+        if path.name.endswith(".txt") and load_prompt(path.name.removesuffix(".txt")).version == version:
+            return path.name.removesuffix(".txt")
+    return None

@@ -1,27 +1,36 @@
 """Trajectory sampling (`wdtk sample`): several ReAct rollouts per question, every one kept as a trajectory record.
 
 Nothing is judged here: the funnel (`wdtk.filters.funnel`) decides which rollouts are valid, correct and
-good enough. Runs on `synth/parallel.run_stage`, so a killed run resumes without losing or repeating finished
-partitions, and LLM calls already made inside an unfinished one are answered by the response cache (rollout k
-of a question always uses sample_index k, so each replays its own calls).
+good enough. Runs on `synth/parallel.run_stage` with one item per rollout (question id and k), so a killed run
+resumes without losing or repeating finished rollouts, LLM calls already made inside an unfinished one are
+answered by the response cache (rollout k of a question always uses sample_index k, so each replays its own
+calls), and a larger --rollouts or --limit runs only the new rollouts.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 
 from .. import __version__
-from ..schemas import read_records, record_id
+from ..schemas import record_id
 from .agent.format import TOOLS
 from .agent.loop import Agent, AgentConfig, Rollout
-from .agent.visit import Visitor
+from .agent.visit import EXTRACT_SAMPLING, Visitor
 from .e2hqa import seed_record
-from .parallel import Backends, RunOptions, Stage, run_stage
+from .parallel import Backends, RunOptions, Stage, read_input, run_stage
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """What each rollout runs with: the stage's config, without --rollouts (so that more rollouts extend a run)."""
+
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    visit_max_tokens: int = EXTRACT_SAMPLING.max_tokens  # the visit tool's extraction reply
+    visit_max_chars: int = 60_000  # page text the visit tool shows the model
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,12 @@ class SampleConfig:
 
     rollouts: int = 3
     agent: AgentConfig = field(default_factory=AgentConfig)
+    visit_max_tokens: int = EXTRACT_SAMPLING.max_tokens  # the visit tool's extraction reply
+    visit_max_chars: int = 60_000  # page text the visit tool shows the model
+
+    def per_rollout(self) -> RolloutConfig:
+        """The stage's config: everything but the number of rollouts."""
+        return RolloutConfig(self.agent, self.visit_max_tokens, self.visit_max_chars)
 
 
 def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_version: str, temperature: float) -> dict:
@@ -50,6 +65,7 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
             "prompt_version": prompt_version,
             "parent_ids": [qa["id"]],
             "temperature": temperature,
+            "constrained": rollout.constrained,  # every turn held to the ReAct grammar while decoding
         },
     }
     if rollout.prediction is not None:
@@ -60,25 +76,36 @@ def trajectory_record(qa: dict, k: int, rollout: Rollout, model: str, prompt_ver
 
 
 def make_agent(ctx) -> Agent:
-    """The agent of a stage context: its search engine doubles as the visit tool's offline corpus when it can."""
+    """The agent of a stage context (whose config is a RolloutConfig): its search engine doubles as the visit tool's
+    offline corpus when it can."""
     corpus = ctx.search if hasattr(ctx.search, "get") else None
-    return Agent(ctx.client, ctx.search, Visitor(ctx.client, corpus=corpus), ctx.config.agent)
+    cfg = ctx.config
+    sampling = replace(EXTRACT_SAMPLING, max_tokens=cfg.visit_max_tokens)
+    visitor = Visitor(ctx.client, corpus=corpus, max_chars=cfg.visit_max_chars, sampling=sampling)
+    return Agent(ctx.client, ctx.search, visitor, cfg.agent)
 
 
-async def sample_question(qa: dict, ctx) -> tuple[list[dict], list[dict]]:
-    """All rollouts of one question, run concurrently."""
-    agent = make_agent(ctx)
-    rollouts = await asyncio.gather(*(agent.run(qa["question"], k) for k in range(ctx.config.rollouts)))
-    cfg, version = ctx.config.agent, agent.instructions.version
-    model = ctx.client.llm.name
-    return [trajectory_record(qa, k, r, model, version, cfg.temperature) for k, r in enumerate(rollouts)], []
+async def sample_rollout(item: dict, ctx) -> tuple[list[dict], list[dict]]:
+    """Rollout `item["rollout"]` of the question `item["qa"]`."""
+    agent, qa, k = make_agent(ctx), item["qa"], item["rollout"]
+    rollout = await agent.run(qa["question"], k)
+    model, version = ctx.client.llm.name, agent.instructions.version
+    return [trajectory_record(qa, k, rollout, model, version, ctx.config.agent.temperature)], []
 
 
-def questions(sources: Iterable[Path]) -> Iterable[dict]:
-    """qa records (or SimpleQA-style rows) from every source, in order, first occurrence of an id only."""
+def rollout_items(qas: Iterable[dict], rollouts: int) -> Iterable[dict]:
+    """One item per rollout: every question's rollouts 0..rollouts-1, in question order."""
+    for qa in qas:
+        for k in range(rollouts):
+            yield {"id": f"{qa['id']}/{k}", "qa": qa, "rollout": k}
+
+
+def questions(sources: Iterable[Path], opts: RunOptions | None = None) -> Iterable[dict]:
+    """qa records (or SimpleQA-style rows) from every source, in order, first occurrence of an id only; a source
+    directory its stage did not finish is refused unless opts.allow_incomplete."""
     seen: set[str] = set()
     for source in sources:
-        for i, row in enumerate(read_records(source)):
+        for i, row in enumerate(read_input(source, opts)):
             qa = seed_record(row, str(source), i)
             if qa["id"] not in seen:
                 seen.add(qa["id"])
@@ -94,11 +121,15 @@ def run(
     limit: int | None = None,
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary."""
-    stage = Stage("sample", sample_question, cfg, "trajectory", backends, tally=termination, needs_search=True)
-    summary = run_stage(stage, islice(questions(sources), limit), out_dir, opts, progress)
-    (out_dir / "records").mkdir(parents=True, exist_ok=True)  # no questions, no shards: still a (empty) result
-    summary["terminations"] = summary.pop("tally", {})  # counted per partition as it was written
+    """Sample `cfg.rollouts` trajectories per question into out_dir/records; return the stage summary.
+
+    The stage's items are rollouts (`items`); `questions` says how many questions they came from."""
+    rollout = cfg.per_rollout()
+    stage = Stage("sample", sample_rollout, rollout, "trajectory", backends, tally=termination, needs_search=True)
+    qas = list(islice(questions(sources, opts), limit))
+    summary = run_stage(stage, rollout_items(qas, cfg.rollouts), out_dir, opts, progress)
+    summary["questions"] = len(qas)
+    summary["terminations"] = summary.pop("tally", {})  # counted per chunk as it was written
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -8,7 +8,7 @@ from servers.search_server import site_page_records
 
 from wdtk.crawler.sitegen import build_site, load_truth, start_server
 from wdtk.crawler.sitegen.seeds import simple_seeds
-from wdtk.schemas import write_records
+from wdtk.schemas import mark_complete, write_records
 
 SITE_PAGES = 300
 SITE_SEED = 7
@@ -63,10 +63,28 @@ def qa_run(site_dir, site_server, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("run")
     pages = root / "crawl" / "pages" / "00000.jsonl.gz"
     write_records(site_page_records(site_dir, site_server), pages, kind="page")
+    mark_complete(pages.parent)  # as a finished crawl leaves it
     build_index(pages.parent, root / "index")
     seeds = simple_seeds(site_dir, 4)
     (root / "seeds.jsonl").write_text("".join(json.dumps(s) + "\n" for s in seeds))
     return root
+
+
+@pytest.fixture(scope="session")
+def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
+    """Page records for the site's articles and categories, with their links, as the crawler would write them."""
+    from servers.search_server import page_record
+
+    records = []
+    for page in truth["pages"]:
+        if page["kind"] not in ("article", "category"):
+            continue
+        html = (site_dir / page["path"].lstrip("/")).read_text()
+        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
+        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
+    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
+    write_records(records, path, kind="page")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from servers.truth_model import TruthModel
-from test_synth import backends, index_dir, pages_file  # noqa: F401  (fixtures and a helper shared with test_synth)
+from test_synth import backends, index_dir  # noqa: F401  (a fixture and a helper shared with test_synth)
 
 from wdtk.report.truth import World
 from wdtk.report.verdicts import audit_qa

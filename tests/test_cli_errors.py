@@ -115,7 +115,7 @@ def test_index_given_a_run_or_a_crawl_directory_says_where_the_pages_are(tmp_pat
     line = one_line_error(CliRunner().invoke(main, ["index", str(run / "crawl")]))
     assert f"its page records are in {run / 'crawl' / 'pages'}" in line
     line = one_line_error(CliRunner().invoke(main, ["index", "--dir", str(run)]))
-    assert "an empty directory, where page records were expected" in line  # 0 pages is no index
+    assert "no records, where page records were expected" in line  # 0 pages is no index
 
 
 def test_site_serve_on_a_busy_port(site_dir):

@@ -205,7 +205,12 @@ def test_a_local_checkpoint_runs_through_make_llm(tmp_path):
 
     path = save_tiny(tmp_path / "tiny", "chatml")
     llm = make_llm(f"local:{path}")
-    assert llm.name == f"local:{path.resolve()}"
+    # named by content, never by where it lies: the same checkpoint copied elsewhere has the same name
+    import shutil
+
+    copy = shutil.copytree(path, tmp_path / "elsewhere" / path.name)
+    assert llm.name.startswith(f"local:{path.name}@") and str(tmp_path) not in llm.name
+    assert make_llm(f"local:{copy}").name == llm.name
     done = asyncio.run(llm.complete([{"role": "user", "content": "hi"}], Sampling(max_tokens=5)))
     assert done.completion_tokens <= 5 and done.prompt_tokens > 0
     with pytest.raises(PermanentLLMError, match="config.json"):

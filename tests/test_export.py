@@ -147,14 +147,16 @@ def test_rerun_replaces_the_exports_and_shards_load_in_order(tmp_path):
 
     rows = [webdancer_row(t) for t in TRAJECTORIES]
     assert write_parquet(rows, tmp_path / "sharded", SCHEMAS["webdancer"], shard_rows=2) == 3
-    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == ["00000.parquet", "00001.parquet"]
+    assert sorted(p.name for p in (tmp_path / "sharded").iterdir()) == [".complete", "00000.parquet", "00001.parquet"]
     assert list(load(tmp_path / "sharded")) == rows
 
 
 def test_empty_funnel_gives_empty_export_directories(tmp_path):
     summary = run(make_funnel(tmp_path, [], []), tmp_path / "export")
     assert [summary[k] for k in ("sft", "webdancer", "rl")] == [0, 0, 0]
-    assert all(not list((tmp_path / "export" / k).iterdir()) for k in ("sft", "webdancer", "rl"))
+    assert all(
+        [p.name for p in (tmp_path / "export" / k).iterdir()] == [".complete"] for k in ("sft", "webdancer", "rl")
+    )
 
 
 def test_bad_input_names_the_file_and_field(tmp_path):

@@ -67,6 +67,7 @@ def test_openai_backend_sends_the_request_and_parses_the_reply(openai_server, tr
         cost=0.0,
         model="qwen-7b",
         finish_reason="length",
+        constrained=True,  # the request asked the server to hold the reply to the schema
     )
     sent = openai_server.requests[0]
     assert sent["model"] == "qwen-7b" and sent["messages"] == USER
@@ -77,7 +78,7 @@ def test_openai_backend_sends_the_request_and_parses_the_reply(openai_server, tr
         "json_schema": {"name": "response", "schema": SCHEMA, "strict": False},
     }
     assert "stream" not in sent
-    assert llm.name == f"openai:qwen-7b@{openai_server.base_url}"
+    assert llm.name == "openai:qwen-7b"  # never the address: ids must not change with the endpoint
 
 
 def test_default_sampling_sends_only_the_usual_fields_and_the_key(openai_server, transport, monkeypatch):
@@ -152,7 +153,7 @@ def test_litellm_backend_against_the_fake_server(openai_server):
         Reply.error(400),
     )
     llm = make_llm("openai/gpt-4o-mini", api_base=openai_server.base_url, backend="litellm", api_key="EMPTY")
-    assert isinstance(llm, LiteLLM) and llm.name == f"litellm:openai/gpt-4o-mini@{openai_server.base_url}"
+    assert isinstance(llm, LiteLLM) and llm.name == "litellm:openai/gpt-4o-mini"
     got = complete(llm, Sampling(max_tokens=20, seed=5), json_schema=SCHEMA)
     assert (got.text, got.reasoning, got.prompt_tokens, got.completion_tokens) == (
         '{"answer": "Paris"}',
@@ -171,9 +172,8 @@ def test_litellm_backend_against_the_fake_server(openai_server):
 
 def test_make_llm_routing(monkeypatch):
     openai_default = make_llm("openai/gpt-4o-mini")
-    assert (
-        isinstance(openai_default, OpenAILLM) and openai_default.name == "openai:gpt-4o-mini@https://api.openai.com/v1"
-    )
+    assert isinstance(openai_default, OpenAILLM) and openai_default.name == "openai:gpt-4o-mini"
+    assert make_llm("m", api_base="http://10.0.0.1:8000/v1").name == make_llm("m", api_base="http://h:1/v1").name
     assert make_llm("openai:qwen").model == "qwen"
     assert isinstance(make_llm("Qwen/Qwen2.5-7B", api_base="http://h/v1"), OpenAILLM)
     assert isinstance(make_llm("anthropic/claude-3-5-haiku-latest"), LiteLLM)
@@ -204,7 +204,7 @@ def fake_vllm(batches: list) -> types.ModuleType:
     vllm = types.ModuleType("vllm")
     vllm.sampling_params = types.ModuleType("vllm.sampling_params")
     vllm.SamplingParams = lambda **params: params
-    vllm.sampling_params.StructuredOutputsParams = lambda json: {"json": json}
+    vllm.sampling_params.StructuredOutputsParams = lambda **constraint: constraint
 
     class LLM:
         def __init__(self, model: str, **options):
@@ -255,3 +255,53 @@ def test_fake_server_models_route_responder_and_reset():
         assert server.request_count == 2 and server.max_in_flight == 1
         server.reset()
         assert server.request_count == 0 and server.arrivals == []
+
+
+def chain(error: BaseException) -> list[BaseException]:
+    """`error` and its causes and contexts, in order, stopping (and failing) at the first loop."""
+    seen, out, current = set(), [], error
+    while current is not None:
+        assert id(current) not in seen, f"{type(current).__name__} is its own cause or context: {out}"
+        seen.add(id(current))
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+FAULT_REPLIES = {
+    "429": Reply.rate_limited(retry_after=0),
+    "500": Reply.error(500),
+    "400": Reply.error(400, "bad"),
+    "drop": Reply.dropped(),
+    "truncated": Reply.truncated(),
+    "garbage": Reply.garbage(),
+    "not a completion": Reply(body={"choices": []}),
+    "hang": Reply.hang(),
+}
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "sdk", "litellm"])
+def test_no_error_is_its_own_cause(openai_server, backend):
+    """Every kind of failed reply ends as an error whose cause chain ends; a chain that loops made Dask's error
+    reporting (which walks __cause__) loop forever and eat a worker's memory."""
+    openai_server.queue(*FAULT_REPLIES.values())
+    if backend == "litellm":
+        llm = make_llm("openai/m", api_base=openai_server.base_url, backend="litellm", api_key="EMPTY")
+    else:
+        llm = make_llm("m", api_base=openai_server.base_url, transport=backend)
+    errors = outcomes(llm, len(FAULT_REPLIES), timeout=1.0)
+    for kind, error in zip(FAULT_REPLIES, errors, strict=True):
+        assert isinstance(error, TransientLLMError | PermanentLLMError), (kind, error)
+        chain(error)
+
+
+def test_an_unknown_error_is_raised_as_it_is_not_as_its_own_cause(openai_server, monkeypatch):
+    """map_error passes errors it does not know through unchanged: they must not be chained to themselves."""
+    llm = make_llm("m", api_base=openai_server.base_url)
+
+    async def boom(body, timeout):
+        raise ValueError("something no backend expected")
+
+    monkeypatch.setattr(llm, "_post", boom)
+    [error] = outcomes(llm, 1)
+    assert isinstance(error, ValueError) and error.__cause__ is None and len(chain(error)) == 1

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 from servers.planted_model import DESCRIPTION_KINDS, PAIR_KINDS, PlantedModel
-from test_synth import pages_file  # noqa: F401  (a fixture shared with test_synth)
 
 from wdtk.filters.quality import QualityConfig, drop_reason
 from wdtk.report.truth import World

@@ -172,6 +172,58 @@ until: sample
     assert resolved["sample"]["api_base"] is None  # another model names its own endpoint
 
 
+def test_the_embedded_model_judges_by_exact_match_unless_a_judge_is_named(monkeypatch):
+    """Its verdicts are at chance (bench/structured.py): as in main's demo, a judge left to default is exact match."""
+    for var in ("WDTK_MODEL", "WDTK_API_BASE", "WDTK_JUDGE_MODEL", "WDTK_JUDGE_API_BASE"):
+        monkeypatch.delenv(var, raising=False)
+    resolved = resolve(load({"filter": {"difficulty": True}}))
+    assert resolved["sample"]["model"] == "embedded"
+    assert resolved["funnel"]["judge"] == resolved["filter"]["judge"] == "none"
+    assert resolved["filter"]["solver_model"] == "embedded"
+    assert resolve(load({"funnel": {"judge": "embedded"}}))["funnel"]["judge"] == "embedded"  # named: kept
+    monkeypatch.setenv("WDTK_JUDGE_MODEL", "embedded")
+    assert resolve(load({}))["funnel"]["judge"] == "embedded"
+    monkeypatch.delenv("WDTK_JUDGE_MODEL")
+    assert resolve(load({"model": "openai:m", "api_base": "http://127.0.0.1:9/v1"}))["funnel"]["judge"] == "openai:m"
+
+
+def test_the_filter_calls_models_only_through_its_gates():
+    filter_spec = next(s for s in STAGES if s.name == "filter")
+    off = resolve(load({}))["filter"]
+    assert filter_spec.called(off) == ()  # no model check for a filter without gates
+    searched = resolve(load({"filter": {"search": "bm25:runs/x/index"}}))["filter"]
+    assert [key for key, _ in filter_spec.called(searched)] == ["model"]
+    hard = resolve(load({"filter": {"difficulty": True, "solver_model": "openai:s"}}))["filter"]
+    assert [key for key, _ in filter_spec.called(hard)] == ["model", "solver_model", "judge"]
+    assert hard["solver_model"] == "openai:s"
+
+
+def test_graphqa_is_a_method_off_by_default_and_values_the_schema_cannot_check_are_named(tmp_path):
+    from wdtk.training.stages import METHODS
+
+    assert schema()["$defs"]["synth"]["properties"]["methods"]["items"]["enum"] == list(METHODS)
+    assert "graphqa" not in resolve(load({}))["synth"]["methods"]
+    path = write(tmp_path, RECIPE.format(rewrites=1).replace("  max_groups: 4", "  max_groups: 4\n  hops: 5..3"))
+    assert error(path) == f"{path}:7: synth.hops: expected 1 <= MIN <= MAX, not '5..3'"
+    assert error({"filter": {"agent_attempts": 1}}).endswith("filter.agent_attempts: needs filter.search (the agent's "
+                                                             "search engine)")  # fmt: skip
+    assert "write 'off' in quotes" in error(path, ["synth.hops=3..6", "synth.structured=off"])
+
+
+def test_timeouts_never_rerun_a_stage_and_structured_generation_does(tmp_path):
+    from wdtk.training.runner import plan
+
+    path = write(tmp_path, RECIPE.format(rewrites=1))
+    steps = plan(resolve(load(path)), {})
+    state = {s.name: {"fingerprint": s.fingerprint, "options": s.options, "done": True, "skipped": "-"} for s in steps
+             if s.todo}  # fmt: skip
+    changed = ["synth.timeout=30", "synth.max_retries=1", "sample.allow_incomplete=true", "filter.timeout=9"]
+    assert all(s.action in ("done", "off") for s in plan(resolve(load(path, changed)), state))
+    again = {s.name: s for s in plan(resolve(load(path, ["synth.structured='off'"])), state)}
+    assert again["synth"].action == "rerun" and again["synth"].why.startswith("changed: structured")
+    assert again["sample"].action == "rerun" and again["crawl"].action == "done"
+
+
 @pytest.mark.parametrize("name", ["demo", "openai-site", "dask-vllm"])
 def test_the_shipped_recipes_check_and_dry_run_without_writing(tmp_path, name):
     run_dir = tmp_path / "run"

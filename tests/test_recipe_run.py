@@ -153,6 +153,32 @@ def test_the_dry_run_estimate_is_within_a_factor_of_two_of_the_calls_made(finish
     print(f"estimated {expected} LLM calls from the smaller run's averages, {blind} with none; the run made {made}")
 
 
+def test_graphqa_and_the_filters_gates_run_from_a_recipe(server, tmp_path):
+    """synth.methods names graphqa, filter.search and filter.difficulty turn the LLM gates on (the scripted solver
+    answers one-hop questions); a changed gate option reruns the filter, not the synthesis before it."""
+    run = tmp_path / "run"
+    recipe = {"dir": str(run), "model": "openai:scripted", "api_base": server.base_url, "until": "filter",
+              "site": {"pages": PAGES, "seed": SEED},
+              "crawl": {"max_pages": PAGES, "throttle": False},
+              "synth": {"methods": ["crawlqa", "graphqa"], "max_groups": 2, "hops": "3..4", "max_walks": 6,
+                        "workers": 0},
+              "filter": {"search": f"bm25:{run / 'index'}", "difficulty": True, "attempts": 1}}  # fmt: skip
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    output = run_cli(path)
+    assert "] synth: not run yet" in output and "graphqa kept" in output
+    graph = list(read_records(run / "synth" / "graphqa" / "records", kind="qa"))
+    assert graph and all(3 <= len(r["hops"]) <= 4 for r in graph)
+    gates = json.loads((run / "filter" / "summary.json").read_text())["gates"]
+    assert gates["usage"]["solver"]["calls"] == gates["items"] > 0  # one closed-book try a question
+    kept = list(read_records(run / "filter" / "records", kind="qa"))
+    assert kept and all("difficulty" in r["meta"] and "uniqueness" in r["meta"] for r in kept)
+    output = run_cli(path, "--set", "filter.attempts=2")
+    assert "] synth: done earlier" in output and "] filter: changed: attempts 1 -> 2" in output
+    output = run_cli(path, "--set", "filter.attempts=2", "--set", "filter.timeout=30")
+    assert "] filter: done earlier" in output  # how a stage runs, not what it makes
+
+
 def test_each_stage_is_a_python_function_returning_its_summary(finished, tmp_path):
     _, run, _, _ = finished
     funnel = wdtk.stages.funnel(run, judge="none", max_actions=2)

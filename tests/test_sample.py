@@ -11,7 +11,7 @@ from servers.agent_model import AgentModel
 from servers.openai_server import Reply
 
 from wdtk.cli import main
-from wdtk.schemas import read_records, validate
+from wdtk.schemas import is_complete, read_records, validate
 from wdtk.synth.agent import format as react
 from wdtk.synth.agent.loop import Agent, AgentConfig
 from wdtk.synth.agent.visit import Visitor
@@ -196,15 +196,23 @@ def test_a_rerun_repeats_no_finished_rollout(openai_server, qa_run, qa_seeds, tm
     opts = RunOptions(workers=0, partition_size=2)
     first = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     calls = openai_server.request_count
-    # a killed run: one partition's done marker and shard are lost, the cache survives
-    (tmp_path / "s" / "done" / "00001.json").unlink()
+    # a run killed between a chunk's records and its done file: the orphaned records go, the cache survives
+    (tmp_path / "s" / "done" / "00001-0000.json").unlink()
     again = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=2), backends, opts)
     assert openai_server.request_count == calls  # replayed from the cache: no call paid twice
-    assert again["resumed_partitions"] == 1 and again["kept"] == first["kept"] == 2 * len(qa_seeds)
+    assert again["inputs"]["resumed"] == 2 * len(qa_seeds) - 2 and again["partitions"] == 1
+    assert again["kept"] == first["kept"] == 2 * len(qa_seeds) and again["questions"] == len(qa_seeds)
     ids = [r["id"] for r in read_records(tmp_path / "s" / "records")]
     assert len(ids) == len(set(ids)) == 2 * len(qa_seeds)
+    # --rollouts 3 without --restart: only the third rollout of each question runs; the first two are kept as they are
+    more = run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=3), backends, opts)
+    assert more["inputs"]["resumed"] == 2 * len(qa_seeds) and more["kept"] == 3 * len(qa_seeds)
+    records = list(read_records(tmp_path / "s" / "records"))
+    assert sorted(r["rollout"] for r in records) == sorted(list(range(3)) * len(qa_seeds))
+    assert {r["id"] for r in records} >= set(ids)
     with pytest.raises(StageInputChanged, match="options"):  # resuming with other options would mix two runs
-        run([qa_run / "seeds.jsonl"], tmp_path / "s", SampleConfig(rollouts=3), backends, opts)
+        hotter = SampleConfig(rollouts=3, agent=AgentConfig(temperature=0.9))
+        run([qa_run / "seeds.jsonl"], tmp_path / "s", hotter, backends, opts)
 
 
 def test_wdtk_sample_says_what_is_missing(tmp_path):
@@ -263,7 +271,7 @@ def test_a_sigkilled_wdtk_sample_finishes_with_every_rollout_once(openai_server,
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert not (tmp_path / "out" / "summary.json").exists()
+    assert not (tmp_path / "out" / "summary.json").exists() and not is_complete(tmp_path / "out" / "records")
     before = openai_server.request_count
     rerun = subprocess.run(cmd(tmp_path / "out"), capture_output=True, text=True, timeout=120)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
@@ -276,3 +284,27 @@ def test_a_sigkilled_wdtk_sample_finishes_with_every_rollout_once(openai_server,
     # paid twice: at most the 2 calls in flight at the kill; and a clean run's own count varies by a few, since
     # concurrent rollouts reading the same page may or may not find its extraction in the cache yet
     assert openai_server.request_count <= calls_clean + 8
+
+
+def test_ids_do_not_depend_on_the_endpoint_address(qa_run, qa_seeds, tmp_path):
+    """The same model behind another port writes the same records, and a resume against the new address re-does
+    nothing: neither ids, meta nor cache keys carry the address."""
+    from servers import FakeOpenAIServer
+
+    answers = {s["problem"]: s["answer"] for s in qa_seeds}
+    search, opts = f"bm25:{qa_run / 'index'}", RunOptions(workers=0)
+
+    def sample_with(server, out: str) -> dict:
+        backends = Backends(model="openai:agent-model", api_base=server.base_url, search=search,
+                            cache_path=str(tmp_path / f"{out}.sqlite"))  # fmt: skip
+        return run([qa_run / "seeds.jsonl"], tmp_path / out, SampleConfig(rollouts=1), backends, opts)
+
+    records = []
+    for out in ("a", "b"):
+        with FakeOpenAIServer(AgentModel(answers)) as server:  # a new port each time
+            sample_with(server, out)
+            records.append(sorted((r["id"], r["meta"]["model"]) for r in read_records(tmp_path / out / "records")))
+    assert records[0] == records[1] and records[0][0][1] == "openai:agent-model"
+    with FakeOpenAIServer(AgentModel(answers)) as moved:  # resume "a" against yet another address
+        again = sample_with(moved, "a")
+        assert moved.request_count == 0 and again["inputs"]["resumed"] == len(qa_seeds)

@@ -68,7 +68,8 @@ def keywords(schema: object) -> set[str]:
 
 
 def shard_names(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    """The files a reader sees (the hidden completion marker is not one)."""
+    return sorted(p.name for p in directory.iterdir() if p.name != ".complete")
 
 
 # --- schemas ---

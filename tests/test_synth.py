@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from servers.search_server import page_record
 from servers.truth_model import TruthModel
 
 from wdtk.schemas import read_records, write_records
@@ -24,21 +23,6 @@ from wdtk.synth import crawlqa, e2hqa
 from wdtk.synth.parallel import Backends, RunOptions, StageInputChanged
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def pages_file(site_dir, site_server, truth, tmp_path_factory) -> Path:
-    """Page records for the site's articles and categories, as the crawler would write them."""
-    records = []
-    for page in truth["pages"]:
-        if page["kind"] not in ("article", "category"):
-            continue
-        html = (site_dir / page["path"].lstrip("/")).read_text()
-        links = [site_server + href.split("#")[0] for href in page["links"] if href.startswith("/wiki/")]
-        records.append({**page_record(site_server + page["path"], html, site_server), "links": links})
-    path = tmp_path_factory.mktemp("pages") / "pages.jsonl"
-    write_records(records, path, kind="page")
-    return path
 
 
 @pytest.fixture
@@ -103,30 +87,29 @@ def test_unparseable_output_is_rejected_with_the_raw_text(openai_server, pages_f
 
 
 def test_a_rerun_resumes_and_pays_no_call_twice(truth_server, pages_file, tmp_path):
-    def run():
-        return crawlqa.run(
-            pages_file,
-            tmp_path / "out",
-            crawlqa.CrawlQAConfig(),
-            backends(truth_server, tmp_path),
-            RunOptions(workers=0, partition_size=2),
-            max_groups=6,
-        )
+    def run(groups=6, size=2, cfg=None):
+        cfg, opts = cfg or crawlqa.CrawlQAConfig(), RunOptions(workers=0, partition_size=size)
+        return crawlqa.run(pages_file, tmp_path / "out", cfg, backends(truth_server, tmp_path), opts, groups)
 
     first = run()
     calls = truth_server.request_count
-    second = run()
-    assert truth_server.request_count == calls and second["resumed_partitions"] == second["partitions"]
-    assert second["kept"] == first["kept"]
-    with pytest.raises(StageInputChanged):
-        crawlqa.run(
-            pages_file,
-            tmp_path / "out",
-            crawlqa.CrawlQAConfig(),
-            backends(truth_server, tmp_path),
-            RunOptions(workers=0, partition_size=3),
-            max_groups=6,
-        )
+    second = run(size=3)  # partitions only schedule work: another size resumes just as well
+    assert truth_server.request_count == calls and second["partitions"] == 0 and second["resumed_partitions"] == 3
+    assert second["kept"] == first["kept"] and second["inputs"]["resumed"] == 6
+    # extended without --restart: only the 3 new groups run, nothing finished is redone or lost
+    truth_server.reset()
+    third = run(groups=9)
+    inputs = third["inputs"]
+    assert inputs["total"] == 9 and inputs["resumed"] == 6 and inputs["kept"] + inputs["rejected"] == 9
+    assert third["kept"] >= first["kept"] and third["partitions"] == 2
+    prompts = [r for r in truth_server.requests if r["messages"][0]["content"].startswith("You write question")]
+    assert len(prompts) == 3
+    ids = [r["id"] for r in read_records(tmp_path / "out" / "records", kind="qa")]
+    assert len(ids) == len(set(ids)) == third["kept"]
+    with pytest.raises(StageInputChanged, match="options"):  # a truly different run is still refused
+        run(groups=9, cfg=crawlqa.CrawlQAConfig(per_type=2))
+    with pytest.raises(StageInputChanged, match="lacks"):  # and so is one that would drop finished inputs
+        run(groups=4)
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +138,9 @@ def test_e2hqa_records_every_hop_and_keeps_the_answer(truth_server, index_dir, t
     )
     kept = list(read_records(tmp_path / "out" / "records", kind="qa"))
     assert summary["kept"] == len(kept) == 4
-    for record, row in zip(
-        sorted(kept, key=lambda r: r["answer"]), sorted(rows, key=lambda r: r["answer"]), strict=True
-    ):
+    by_seed = {r["hops"][0]["question_before"]: r for r in kept}  # records come in the order they finished
+    for row in rows:
+        record = by_seed[row["problem"]]
         assert record["answer"] == row["answer"] and record["source"] == "e2hqa"
         first = record["hops"][0]
         assert first["question_before"] == row["problem"] and first["entity"] in row["problem"]

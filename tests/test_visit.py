@@ -17,7 +17,7 @@ from servers.search_server import site_page_records
 from wdtk.schemas import write_records
 from wdtk.synth.agent import visit as tools
 from wdtk.synth.agent.fetch import Fetcher, FetchError, non_public
-from wdtk.synth.agent.visit import EXTRACT_SCHEMA, UNREACHABLE, Visitor, render_visit
+from wdtk.synth.agent.visit import EXTRACT_SCHEMA, UNREACHABLE, Visitor, render_visit, unreachable
 from wdtk.synth.llm.client import LLMClient
 from wdtk.synth.llm.factory import make_llm
 from wdtk.synth.prompting import load_prompt
@@ -215,14 +215,15 @@ def test_extraction_that_never_parses_keeps_the_raw_answer(llm_server, site_serv
 
 def test_unreachable_pages_cost_no_llm_call(llm_server, site_server, routes):
     visitor = Visitor(client_for(llm_server), fetcher=LOCAL)
-    for url in (
-        site_server + "/wiki/No_such_page.html",
-        routes + "/report.pdf",
-        "http://10.0.0.1/",
-        "file:///etc/passwd",
+    for url, why in (
+        (site_server + "/wiki/No_such_page.html", "HTTP 404"),
+        (routes + "/report.pdf", "not HTML"),
+        ("http://10.0.0.1/", "private address"),
+        ("file:///etc/passwd", "only http(s) URLs"),
     ):
         result = asyncio.run(visitor.read(url, GOAL))
-        assert result.observation == UNREACHABLE and result.error.startswith("unreachable: ")
+        assert result.observation.startswith(UNREACHABLE) and why in result.observation  # says what failed
+        assert result.error.startswith("unreachable: ")
     assert llm_server.requests == []
 
 
@@ -247,5 +248,5 @@ def test_visit_many_keeps_the_order_of_urls(llm_server, site_server):
     llm_server.responder = answer
     urls = [site_server + "/wiki/Houxol.html", site_server + "/nope.html", site_server + "/about.html"]
     parts = asyncio.run(Visitor(client_for(llm_server), fetcher=LOCAL).visit_many(urls, GOAL)).split("\n=======\n")
-    assert parts == [render_visit(urls[0], GOAL, f"from {urls[0]}", "ok"), UNREACHABLE,
+    assert parts == [render_visit(urls[0], GOAL, f"from {urls[0]}", "ok"), unreachable(f"HTTP 404 for {urls[1]}"),
                      render_visit(urls[2], GOAL, f"from {urls[2]}", "ok")]  # fmt: skip

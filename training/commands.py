@@ -10,6 +10,7 @@ import click
 from ..filters.judge import Judge, JudgeConfig, judge_client
 from ..schemas import RecordError
 from ..synth.options import (
+    RUN_DEFAULTS,
     SEARCH_HELP,
     agent_config,
     agent_options,
@@ -241,7 +242,7 @@ def evolve_cmd(run_dir: Path, rounds: int, restart: bool, **o) -> None:
     agent = agent_config(o)
     endpoints = {k: o.pop(k) for k in ("api_base", "judge_api_base", "serve_api_base")}
     sft = (o.pop("launcher"), o.pop("sft_args"))
-    llm_opts = {k: o.pop(k) for k in ("concurrency", "rpm", "tpm", "workers", "scheduler", "partition_size")}
+    llm_opts = {k: o.pop(k) for k in RUN_DEFAULTS}  # how each step's stage runs, not what the run is
     held_out = held_out if is_fraction(held_out) else str(Path(held_out).resolve())
     questions = tuple(str(Path(q).resolve()) for q in questions)
     o |= {"questions": questions, "held_out": held_out, "search": search, "agent": agent}

@@ -19,10 +19,14 @@ from ..schemas import read_records
 TASKS = (
     ("crawlqa", "synth", "synth/crawlqa/summary.json", "model"),
     ("e2hqa", "synth", "synth/e2hqa/summary.json", "model"),
+    ("graphqa", "synth", "synth/graphqa/summary.json", "model"),
+    ("gates", "filter", "filter/gates/summary.json", "model"),
     ("sample", "sample", "sample/summary.json", "model"),
     ("judge", "funnel", "funnel/summary.json", "judge"),
 )
 UNKNOWN_PAGES = 1000  # what a crawl with no page limit is counted as
+RIVAL_READS = 5  # pages the LLM reads for a second answer (synth/rivals.py RivalConfig.max_candidates)
+AGENT_CALLS = 16  # an agent try of the difficulty gate: 8 turns, each with a visit the model reads
 
 
 def _defaults(task: str, o: dict) -> tuple[float, float, float, float]:
@@ -34,6 +38,13 @@ def _defaults(task: str, o: dict) -> tuple[float, float, float, float]:
     if task == "e2hqa":
         e = o["e2hqa"]
         return 1 + 5 * o["rewrites"], e.get("max_page_chars", 2500) / 4 + 800, e.get("max_tokens", 512), 1
+    if task == "graphqa":  # per walk: its pages' facts, the question, a check per claim, the pages read for a rival
+        g, pages = o["graphqa"], _hops(o)[1] + 1
+        return 2 * pages + 1 + RIVAL_READS, g.get("max_page_chars", 3000) / 4 + 500, g.get("max_tokens", 1024), 1
+    if task == "gates":  # per question: the pages read for a rival; the solver's tries, each judged
+        tries = (o["attempts"] + o["agent_attempts"]) * o["difficulty"]
+        solver = (o["attempts"] + AGENT_CALLS * o["agent_attempts"]) * o["difficulty"]
+        return RIVAL_READS * bool(o["search"]) + solver + tries * (o["judge"] != "none"), 1000, 256, 1
     if task == "sample":  # per trajectory: every turn used, each with a visit read by the model
         return 2 * o["max_calls"], o["max_context_tokens"] / 2, o["max_new_tokens"] / 2, 1
     return (0 if o["judge"] == "none" else 1), 500, 256, 1
@@ -67,7 +78,7 @@ def measure(dirs: list[Path]) -> dict[str, Measured]:
             m = found.setdefault(task, Measured())
             usage = [u for u in (s.get("usage") or {}).values()]
             m.items += items
-            m.kept += s.get("kept", 0)
+            m.kept += s.get("gates", {}).get("items", s.get("kept", 0))  # the filter's kept before its LLM gates
             m.calls += sum(u.get("calls", 0) for u in usage)
             m.paid += sum(u.get("calls", 0) - u.get("cache_hits", 0) - u.get("errors", 0) for u in usage)
             m.prompt += sum(u.get("prompt_tokens", 0) for u in usage)
@@ -82,6 +93,12 @@ def _json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     except ValueError:
         return {}
+
+
+def _hops(synth: dict) -> tuple[int, int]:
+    from ..synth.linkgraph import parse_hops
+
+    return parse_hops(synth["hops"])
 
 
 def _recorded_option(run: Path, stage: str, key: str):
@@ -108,22 +125,32 @@ def estimate(resolved: dict, steps: list, dirs: list[Path]) -> dict:
     made = flow.kept("synth/crawlqa/summary.json", crawlqa)
     rounds = synth["rewrites"] if on and "e2hqa" in synth["methods"] else 0
     e2hqa = _row("e2hqa", made + seeds if rounds else 0, synth, measured, action)
-    filtered = flow.kept("filter/summary.json", None, (made + flow.kept("synth/e2hqa/summary.json", e2hqa) + seeds)
-                         * _keep(measured.get("filter"), 1.0))  # fmt: skip
+    walks = pages * synth["graphqa"].get("walks_per_page", 1)
+    walked = on and "graphqa" in synth["methods"]
+    graphqa = _row("graphqa", min(walks, synth["max_walks"] or walks) if walked else 0, synth, measured, action)
+    made += flow.kept("synth/e2hqa/summary.json", e2hqa) + flow.kept("synth/graphqa/summary.json", graphqa)
+    checked = (made + seeds) * _keep(measured.get("filter"), 1.0)
+    flt = resolved["filter"]
+    gated = action["filter"] != "off" and (flt["search"] or flt["difficulty"])
+    gates = _row("gates", checked if gated else 0, flt, measured, action)
+    filtered = flow.kept("filter/summary.json", None, gates["out"] if gated else checked)
     limit = resolved["sample"]["max_questions"]
     questions = min(filtered, limit) if limit is not None else filtered
     sample = _row("sample", questions * resolved["sample"]["rollouts"], resolved["sample"], measured, action)
     judged = flow.kept("sample/summary.json", sample) if action["sample"] != "off" else 0
     judge = _row("judge", judged if action["funnel"] != "off" else 0, resolved["funnel"], measured, action)
-    rows = [r for r in (crawlqa, e2hqa, sample, judge) if r["items"] or r["todo"]]
+    used = {"graphqa": walked, "gates": gated}  # the others show while their stage runs, even with nothing to do
+    tasks = (crawlqa, e2hqa, graphqa, gates, sample, judge)
+    rows = [r for r in tasks if used.get(r["task"], True) and (r["items"] or r["todo"])]
     todo = [r for r in rows if r["todo"]]
     crawl = resolved["crawl"]
     where = f"{len(crawl['roots'])} root(s)" if crawl["roots"] else "the generated site"
     inputs = {
         "site": f"{resolved['site']['pages']} pages, seed {resolved['site']['seed']}",
         "crawl": f"{where}, {'up to ' if not done['crawl'] else ''}{pages} pages",
-        "synth": f"~{groups} page groups, {seeds} seeds, {rounds} E2HQA rounds",
-        "filter": f"~{made + seeds + flow.kept('synth/e2hqa/summary.json', e2hqa):.0f} QA",
+        "synth": f"~{groups} page groups, {seeds} seeds, {rounds} E2HQA rounds"
+        + (f", ~{graphqa['items']} graphqa walks" if walked else ""),
+        "filter": f"~{made + seeds:.0f} QA" + (", LLM gates" if gated else ""),
         "sample": f"~{questions:.0f} questions x {resolved['sample']['rollouts']} rollouts",
         "funnel": f"~{judged:.0f} trajectories, judge {resolved['funnel']['judge']}",
     }

@@ -216,9 +216,9 @@ class Evolution:
 
     def release(self, backends) -> None:
         """Drop an in-process model once its step is over, so rounds do not pile models up in memory."""
-        from ..synth.parallel import _PROCESS
+        from ..synth.parallel import release
 
-        _PROCESS.pop(("llm", backends), None)
+        release(backends)
 
     def judge(self):
         from ..filters.judge import Judge, JudgeConfig, judge_client
@@ -237,7 +237,11 @@ class Evolution:
             name, out / "sample", False, lambda p: sample(train, out / "sample", cfg, backends, opts, None, p)
         )
         self.release(backends)
-        return {"rollouts": summary["kept"], "questions": summary["items"], "terminations": summary["terminations"]}
+        return {
+            "rollouts": summary["kept"],
+            "questions": summary.get("questions", summary["items"]),
+            "terminations": summary["terminations"],
+        }
 
     def funnel(self, rnd: dict, out: Path) -> dict:
         from ..filters.export import describe_export
@@ -260,7 +264,7 @@ class Evolution:
         }
 
     def sft_set(self, rnd: dict, out: Path) -> dict:
-        from ..schemas import read_records
+        from ..schemas import mark_complete, read_records
 
         held, r = benchmark_texts(Path(self.state["split"]["held_out"])), rnd["round"]
         dst, rounds, rows = out / "sft_set", list(range(r + 1)) if self.cfg.accumulate else [r], 0
@@ -274,6 +278,7 @@ class Evolution:
                         raise RuntimeError(f"{shard}: held-out question in the training data: {question!r}")
                     rows += 1
                 shutil.copyfile(shard, dst / f"r{k}-{shard.name}")
+        mark_complete(dst, rows=rows)
         return {"rows": rows, "new_rows": rnd["steps"]["funnel"]["sft_rows"], "rounds": rounds}
 
     def train(self, rnd: dict, out: Path) -> dict:

@@ -147,6 +147,7 @@ def check(recipe: Recipe) -> None:
 
     errors = list(Draft202012Validator(schema()).iter_errors(recipe.data))
     if not errors:
+        _check_values(recipe)
         return
     found = sorted((_explain(e, recipe) for e in errors), key=lambda x: _line_of(x[0], recipe))
     (path, message), more = found[0], len(found) - 1
@@ -171,7 +172,32 @@ def _explain(error, recipe: Recipe) -> tuple[tuple, str]:
     if error.validator == "required":
         missing = next(n for n in error.validator_value if n not in error.instance)
         return (*path, missing), "missing (required)"
+    if error.validator == "enum" and isinstance(error.instance, bool):  # `structured: off`: YAML 1.1 reads a bool
+        word = "on" if error.instance else "off"
+        return path, f"{error.message} (YAML reads on, off, yes and no as true and false: write '{word}' in quotes)"
     return path, error.message
+
+
+def _check_values(recipe: Recipe) -> None:
+    """What the schema cannot say: walk hops MIN..MAX in order; the filter's agent attempts need its search engine."""
+    from ..synth.linkgraph import parse_hops
+
+    for path in (("synth", "hops"), ("embedded", "synth", "hops")):
+        if (hops := _get(recipe.data, path)) is None:
+            continue
+        try:
+            parse_hops(hops)
+        except ValueError as exc:
+            raise RecipeError(f"{recipe.where(path)}: {_dotted(path)}: {exc}") from None
+    if _get(recipe.data, ("filter", "agent_attempts")) and not _get(recipe.data, ("filter", "search")):
+        where = recipe.where(("filter", "agent_attempts"))
+        raise RecipeError(f"{where}: filter.agent_attempts: needs filter.search (the agent's search engine)")
+
+
+def _get(data: dict, path: tuple):
+    for part in path:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def _line_of(path: tuple, recipe: Recipe) -> int:
@@ -217,7 +243,8 @@ def _dotted(path: tuple) -> str:
 def resolve(recipe: Recipe) -> dict:
     """Every stage's every option: the recipe's, else (for a stage whose model is `embedded`) its `embedded`
     section's, else the stage command's default. A stage's model is its own, else the recipe's, else WDTK_MODEL
-    (the judge: funnel.judge, else WDTK_JUDGE_MODEL, else the model); an endpoint goes with its model, so a stage
+    (a judge: its stage's, else WDTK_JUDGE_MODEL, else the model, but exact match for the embedded one; the
+    filter's solver: its own, else WDTK_SOLVER_MODEL, else the model); an endpoint goes with its model, so a stage
     that names another model names its endpoint too; neither model nor endpoint: `embedded`."""
     data = recipe.data
     stem = Path(recipe.source).stem if recipe.source.endswith((".yaml", ".yml")) else "recipe"
@@ -254,19 +281,25 @@ def _pick(model: str | None, api_base: str | None, explicit: bool) -> tuple[str 
     return (model or ("embedded" if api_base is None else None)), api_base
 
 
+# the environment variables of a stage's other models (their commands' --judge, --solver-model and endpoints)
+_ENV = {"judge": ("WDTK_JUDGE_MODEL", "WDTK_JUDGE_API_BASE"),
+        "solver_model": ("WDTK_SOLVER_MODEL", "WDTK_SOLVER_API_BASE")}  # fmt: skip
+
+
 def _stage_model(key: str, endpoint: str, given: dict, top: tuple) -> tuple[str | None, str | None]:
-    if key == "judge":
-        model = given.get("judge") or os.environ.get("WDTK_JUDGE_MODEL") or top[0]
-        env_base = os.environ.get("WDTK_JUDGE_API_BASE")
-        if model == "none":
-            return "none", None
-    else:
-        model, env_base = given.get(key) or top[0], None
+    env_model, env_base = (os.environ.get(name) for name in _ENV[key]) if key in _ENV else (None, None)
+    model = given.get(key) or env_model or top[0]
+    if key == "judge" and model == "none":
+        return "none", None
     if given.get(endpoint):
-        return _pick(model, given[endpoint], True)
-    if env_base:
-        return _pick(model, env_base, False)
-    return _pick(model, *top[1:]) if model == top[0] else _pick(model, None, False)
+        pair = _pick(model, given[endpoint], True)
+    elif env_base:
+        pair = _pick(model, env_base, False)
+    else:
+        pair = _pick(model, *top[1:]) if model == top[0] else _pick(model, None, False)
+    if key == "judge" and pair[0] == "embedded" and not (given.get(key) or env_model):
+        return "none", None  # the embedded model judges no better than chance (bench/structured.py): exact match
+    return pair
 
 
 def _paths(out: dict) -> dict:
@@ -302,11 +335,13 @@ def dump(resolved: dict, source: str) -> str:
 # --- the demo ------------------------------------------------------------------------------------------------------
 
 DEMO = "recipes/demo.yaml"
-# `wdtk demo`'s options (click parameter names) -> the recipe key each sets; None (not given) leaves the file's value
+# `wdtk demo`'s options (click parameter names) -> the recipe key (or keys) each sets; None (not given) leaves the
+# file's value
 DEMO_OPTIONS = {
     "run_dir": "dir", "pages": "site.pages", "seed": "site.seed", "max_pages": "crawl.max_pages",
     "max_groups": "synth.max_groups", "rewrites": "synth.rewrites", "model": "model", "api_base": "api_base",
     "limit": "sample.max_questions", "rollouts": "sample.rollouts", "judge_model": "funnel.judge",
+    "structured": ("synth.structured", "sample.structured"),  # the stages that call the model, as their commands
 }  # fmt: skip
 
 
@@ -316,7 +351,8 @@ def demo_recipe(options: dict) -> Recipe:
     unknown = sorted(set(options) - set(DEMO_OPTIONS))
     if unknown:
         raise RecipeError(f"wdtk demo options with no key in {DEMO}: {', '.join(unknown)} (add them to DEMO_OPTIONS)")
-    values = {DEMO_OPTIONS[k]: v for k, v in options.items() if v is not None}
+    keys = {k: (v,) if isinstance(v, str) else v for k, v in DEMO_OPTIONS.items()}
+    values = {key: v for k, v in options.items() if v is not None for key in keys[k]}
     if values.get("synth.max_groups") == 0:
         values["until"] = "crawl"
     elif values.get("sample.max_questions") == 0:

@@ -181,11 +181,12 @@ def preflight(resolved: dict, todo: list[Step], say=print) -> None:
     """Before anything runs: every model the run will call answers (a served model's name filled in), the files the
     recipe names are there, and a push has its token."""
     from ..synth.guards import check_model, resolve_model
+    from ..synth.options import RUN_DEFAULTS
 
     checked: dict[tuple, str] = {}
     for step in todo:
         section = resolved[step.name]
-        for key, endpoint in BY_NAME[step.name].models:
+        for key, endpoint in BY_NAME[step.name].called(section):
             model, api_base = section[key], section[endpoint]
             if model == "none":
                 continue
@@ -193,7 +194,8 @@ def preflight(resolved: dict, todo: list[Step], say=print) -> None:
                 name, note = resolve_model(model, api_base, f"{step.name}.{key}")
                 if note:
                     say(note)
-                check_model(name, api_base, f"{step.name}.{key}")
+                timeout = section.get("timeout") or RUN_DEFAULTS["timeout"]  # the stage's own, as its command's ping
+                check_model(name, api_base, f"{step.name}.{key}", timeout)
                 checked[model, api_base] = name
             section[key] = checked[model, api_base]
     _check_files(resolved, {s.name for s in todo})

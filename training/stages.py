@@ -2,10 +2,11 @@
 
 A stage's options are its command's long options with underscores (`wdtk sample --max-questions` is `max_questions`)
 plus a few the command has not (Spec.extras); their defaults are the command's own, read from its click options. The
-functions call what the commands call (synthesise, qa_filter.run, sample.run, funnel, export.run, gather and render,
-audit, build_repo and push). `wdtk run` calls them through a recipe (training/runner.py), notebooks through
-`wdtk.stages` (training/api.py). A new option of a stage is a key in schemas/recipe.schema.json and a line in its
-function here; a new synthesis method is a line in METHODS.
+functions call what the commands call (synthesise, graphqa_step, qa_filter.run, gates_step, sample.run, funnel,
+export.run, gather and render, audit, build_repo and push). `wdtk run` calls them through a recipe
+(training/runner.py), notebooks through `wdtk.stages` (training/api.py). A new option of a stage is a key in
+schemas/recipe.schema.json and a line in its function here; a new synthesis method is a line in METHODS, in the
+schema's synth.methods and in run_synth.
 """
 
 from __future__ import annotations
@@ -14,14 +15,17 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..schemas import WdtkError, read_records, write_records
+from ..schemas import WdtkError, mark_complete, read_records, write_records
 
-# options that change how a stage runs, not what it makes: changing one never reruns a stage
-RUNTIME = ("api_base", "judge_api_base", "concurrency", "rpm", "tpm", "workers", "scheduler", "log_level")
-METHODS = ("crawlqa", "e2hqa")  # synthesis methods, in the order they run (e2hqa hardens crawlqa's output)
+# options that change how a stage runs, not what it makes: changing one never reruns a stage (`structured` is not one:
+# it changes the replies, and the records' meta.constrained)
+RUNTIME = ("api_base", "judge_api_base", "solver_api_base", "concurrency", "rpm", "tpm", "workers", "scheduler",
+           "log_level", "timeout", "max_retries", "allow_incomplete")  # fmt: skip
+METHODS = ("crawlqa", "e2hqa", "graphqa")  # synthesis methods, in the order they run (e2hqa hardens crawlqa's output)
+DEFAULT_METHODS = ["crawlqa", "e2hqa"]  # graphqa when named, as `wdtk synth` runs it only with --graphqa
 
 
 class Skipped(Exception):
@@ -81,35 +85,60 @@ def _crawl(run_dir: Path, options: dict) -> dict:
 
 
 def run_synth(run_dir: Path, restart: bool = False, *, methods: list[str], rewrites: int, max_groups: int | None,
-              seeds: list[str], crawlqa: dict, e2hqa: dict, model: str, api_base: str | None,
-              **run) -> dict:  # fmt: skip
+              hops: str, max_walks: int | None, seeds: list[str], crawlqa: dict, e2hqa: dict, graphqa: dict,
+              model: str, api_base: str | None, **run) -> dict:  # fmt: skip
     """CRAWLQA on DIR/crawl/pages, then E2HQA rounds on its output and the `seeds` files (also kept as they are in
-    DIR/synth/seeds, for the filter)."""
-    from ..synth.commands import synthesise
+    DIR/synth/seeds, for the filter); GRAPHQA's walks over the same pages when `methods` names it."""
+    from ..synth.commands import graphqa_step, synthesise
     from ..synth.crawlqa import CrawlQAConfig
     from ..synth.e2hqa import E2HQAConfig, seed_record
     from ..synth.guards import check_records
+    from ..synth.linkgraph import parse_hops
 
     if restart:
         shutil.rmtree(run_dir / "synth", ignore_errors=True)
     check_records(seeds, "question", "seed questions", "JSONL rows with a question and an answer", empty_ok=True)
     rows = [row for path in seeds for row in read_records(path)]
-    crawlqa_cfg = CrawlQAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in crawlqa.items()})
-    summary = synthesise(
-        run_dir, rewrites if "e2hqa" in methods else 0, max_groups if "crawlqa" in methods else 0, model, api_base,
-        crawlqa_cfg=crawlqa_cfg, e2hqa_cfg=E2HQAConfig(rewrites=rewrites, **e2hqa), extra_seeds=rows, **run,
-    )  # fmt: skip
+    summary = {}
+    if "crawlqa" in methods or "e2hqa" in methods:
+        crawlqa_cfg = CrawlQAConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in crawlqa.items()})
+        summary = synthesise(
+            run_dir, rewrites if "e2hqa" in methods else 0, max_groups if "crawlqa" in methods else 0, model,
+            api_base, crawlqa_cfg=crawlqa_cfg, e2hqa_cfg=E2HQAConfig(rewrites=rewrites, **e2hqa), extra_seeds=rows,
+            **run,
+        )  # fmt: skip
+    if "graphqa" in methods:
+        cfg = _graphqa_config(graphqa)
+        summary["graphqa"] = graphqa_step(run_dir, parse_hops(hops), max_walks, model, api_base, cfg=cfg, **run)
     if rows:
         records = [seed_record(row) for row in rows]
-        write_records(records, run_dir / "synth" / "seeds" / "records" / "00000.jsonl.gz", kind="qa")
+        seed_dir = run_dir / "synth" / "seeds" / "records"
+        write_records(records, seed_dir / "00000.jsonl.gz", kind="qa")
+        mark_complete(seed_dir)  # the whole of this input: the filter refuses directories not marked so
         summary["seeds"] = {"stage": "seeds", "items": len(rows), "kept": len(records), "usage": {}}
     return summary
 
 
+_WALK = ("walks_per_page", "seed")  # keys of synth.graphqa that are the walks' (WalkConfig), not GraphQAConfig's
+
+
+def _graphqa_config(section: dict):
+    """The GraphQAConfig of a recipe's synth.graphqa section (its hops come from synth.hops)."""
+    from ..synth.graphqa import GraphQAConfig, RivalConfig
+    from ..synth.linkgraph import WalkConfig
+
+    walk = WalkConfig(**{k: v for k, v in section.items() if k in _WALK})
+    rest = {k: v for k, v in section.items() if k not in (*_WALK, "no_uniqueness")}
+    return GraphQAConfig(walk=walk, rivals=None if section.get("no_uniqueness") else RivalConfig(), **rest)
+
+
 def run_filter(run_dir: Path, restart: bool = False, *, eval: list[str], ngram: int, threshold: float,
                num_perm: int, shingle: str, shingle_size: int, no_dedup: bool, min_hops: int, max_answer_words: int,
-               no_uniqueness: bool, workers: int | None, scheduler: str | None) -> dict:  # fmt: skip
-    """Quality, uniqueness, decontamination and dedup of DIR/synth/*/records into DIR/filter (`wdtk filter`)."""
+               no_uniqueness: bool, workers: int | None, scheduler: str | None, allow_incomplete: bool,
+               judge: str | None, **gates) -> dict:  # fmt: skip
+    """Quality, uniqueness, decontamination and dedup of DIR/synth/*/records into DIR/filter, then the LLM gates
+    when asked: a second answer by search (`search`) and the difficulty gate (`difficulty`), as `wdtk filter`."""
+    from ..filters.commands import gates_step
     from ..filters.decontam import DecontamConfig
     from ..filters.dedup import DedupConfig
     from ..filters.qa_filter import FilterConfig, run
@@ -122,6 +151,8 @@ def run_filter(run_dir: Path, restart: bool = False, *, eval: list[str], ngram: 
     if not sources:
         raise Skipped(f"no QA records under {run_dir / 'synth'}")
     check_records(eval, None, "evaluation questions")
+    if restart:  # the gates resume in DIR/filter/gates: what they decided under other options goes
+        shutil.rmtree(run_dir / "filter", ignore_errors=True)
     dedup = DedupConfig(threshold=threshold, num_perm=num_perm, shingle=shingle, ngram=shingle_size)
     cfg = FilterConfig(
         quality=QualityConfig(min_hops=min_hops, max_answer_words=max_answer_words),
@@ -129,23 +160,34 @@ def run_filter(run_dir: Path, restart: bool = False, *, eval: list[str], ngram: 
         dedup=None if no_dedup else dedup,
         uniqueness=None if no_uniqueness else UniquenessConfig(),
     )
+    out, evals = run_dir / "filter", [Path(e) for e in eval]
     with dask_client(workers, scheduler) as client:
-        return run(sources, run_dir / "filter", cfg, [Path(e) for e in eval], dask_client=client)
+        summary = run(sources, out, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
+    if not (gates["search"] or gates["difficulty"]):
+        return summary
+    judge = None if judge == "none" else judge
+    return gates_step(out, workers, scheduler, judge_model=judge, **gates)
+
+
+_AGENT = ("search_k", "max_observation_chars")  # keys of sample that are AgentConfig's, not its command's
+_VISIT = ("visit_max_tokens", "visit_max_chars")  # ... and SampleConfig's
 
 
 def run_sample(run_dir: Path, restart: bool = False, *, search: str, rollouts: int, max_questions: int | None,
                model: str, api_base: str | None, **options) -> dict:  # fmt: skip
     """ReAct rollouts for the filter's QA into DIR/sample (`wdtk sample`)."""
-    from ..synth.options import AGENT_OPTIONS, agent_config, require_index, run_with_progress, stage_backends
+    from ..synth.options import agent_config, require_index, run_with_progress, stage_backends
     from ..synth.sample import SampleConfig, run
 
     sources = [run_dir / "filter" / "records"]
     if not _any_record(sources[0]):
         raise Skipped("the filter kept no QA to sample")
     require_index(search)
-    agent = agent_config({k: options.pop(k) for k in AGENT_OPTIONS})
+    given = {k: v for k in (*_AGENT, *_VISIT) if (v := options.pop(k)) is not None}  # null: the stage's default
+    agent = replace(agent_config(options), **{k: v for k, v in given.items() if k in _AGENT})
+    cfg = SampleConfig(rollouts=rollouts, agent=agent, **{k: v for k, v in given.items() if k in _VISIT})
     backends, opts = stage_backends(run_dir, model, api_base, search, **options)
-    out, cfg = run_dir / "sample", SampleConfig(rollouts=rollouts, agent=agent)
+    out = run_dir / "sample"
     return run_with_progress(
         "sample", out, restart, lambda p: run(sources, out, cfg, backends, opts, max_questions, p)
     )
@@ -153,7 +195,7 @@ def run_sample(run_dir: Path, restart: bool = False, *, search: str, rollouts: i
 
 def run_funnel(run_dir: Path, restart: bool = False, *, judge: str | None, judge_api_base: str | None,
                f1_threshold: float, max_actions: int, max_repeats: int, max_tokens: int,
-               no_support_check: bool) -> dict:  # fmt: skip
+               no_support_check: bool, allow_incomplete: bool) -> dict:  # fmt: skip
     """Validity, the judge, quality: DIR/sample's trajectories into DIR/funnel (`wdtk funnel`, without the exports)."""
     from ..filters.commands import funnel
     from ..filters.funnel import FunnelConfig
@@ -166,7 +208,8 @@ def run_funnel(run_dir: Path, restart: bool = False, *, judge: str | None, judge
     cfg = FunnelConfig(max_actions=max_actions, max_repeats=max_repeats, max_tokens=max_tokens,
                        require_support=not no_support_check)  # fmt: skip
     judge = None if judge == "none" else judge
-    return funnel(run_dir, sources, None, cfg, judge, judge_api_base if judge else None, f1_threshold, export=False)
+    return funnel(run_dir, sources, None, cfg, judge, judge_api_base if judge else None, f1_threshold, export=False,
+                  allow_incomplete=allow_incomplete)  # fmt: skip
 
 
 def run_export(run_dir: Path, restart: bool = False) -> dict:
@@ -261,23 +304,36 @@ class Spec:
     after: tuple[str, ...] = ()  # stages it reports on: when one reruns, so does this one
     outputs: tuple[str, ...] = ()  # what it leaves under DIR; a stage whose output is gone runs again
     optional: bool = False  # off unless the recipe has its section
-    models: tuple[tuple[str, str], ...] = ()  # (model key, endpoint key) of the LLMs it calls
+    models: tuple[tuple[str, str], ...] = ()  # (model key, endpoint key) of the LLMs it may call
+    calls: Callable[[dict], tuple] | None = None  # of those, the ones its options make it call (None: all)
+
+    def called(self, options: dict) -> tuple[tuple[str, str], ...]:
+        """(model key, endpoint key) of the LLMs the stage calls with these options."""
+        return self.models if self.calls is None else self.calls(options)
+
+
+def _filter_calls(o: dict) -> tuple[tuple[str, str], ...]:
+    """The filter calls models in its gates only: its model for a second answer, a solver and judge for difficulty."""
+    if o["difficulty"]:
+        return FILTER_MODELS
+    return FILTER_MODELS[:1] if o["search"] else ()
 
 
 LLM = (("model", "api_base"),)
+FILTER_MODELS = (*LLM, ("solver_model", "solver_api_base"), ("judge", "judge_api_base"))
 _COMMON = ("dir", "restart", "sources", "legacy_dir")  # the run sets these itself
 STAGES = (
     Spec("site", run_site, "crawler.commands:site_build", ("directory",), {"seed_questions": 0},
          outputs=("site/_truth/site.json", "site/_truth/seeds.jsonl"), optional=True),
     Spec("crawl", run_crawl, "crawler.commands:crawl_cmd", ("out", "set"), {"settings": {}}, needs=("site",),
          outputs=("crawl/pages",)),
-    Spec("synth", run_synth, "synth.commands:synth", (),
-         {"methods": list(METHODS), "seeds": [], "crawlqa": {}, "e2hqa": {}}, needs=("crawl",), after=("site",),
-         outputs=("synth", "index/wdtk_index.json"), models=LLM),
+    Spec("synth", run_synth, "synth.commands:synth", ("graphqa",),  # --graphqa is "graphqa" in methods
+         {"methods": DEFAULT_METHODS, "seeds": [], "crawlqa": {}, "e2hqa": {}, "graphqa": {}}, needs=("crawl",),
+         after=("site",), outputs=("synth", "index/wdtk_index.json"), models=LLM),
     Spec("filter", run_filter, "filters.commands:filter_cmd", ("out", "kind"), needs=("synth",),
-         outputs=("filter/records",)),
-    Spec("sample", run_sample, "synth.commands:sample", ("out",), needs=("filter",), outputs=("sample/records",),
-         models=LLM),
+         outputs=("filter/records",), models=FILTER_MODELS, calls=_filter_calls),
+    Spec("sample", run_sample, "synth.commands:sample", ("out",), dict.fromkeys((*_AGENT, *_VISIT)),
+         needs=("filter",), outputs=("sample/records",), models=LLM),
     Spec("funnel", run_funnel, "filters.commands:funnel_cmd", ("out", "no_export"), needs=("sample",),
          outputs=("funnel/records",), models=(("judge", "judge_api_base"),)),
     Spec("export", run_export, "filters.commands:export_cmd", ("out", "funnel_dir"), needs=("funnel",),

@@ -5,6 +5,10 @@ An agent chooses the URLs it visits, and a QA pipeline may run next to services 
 and each redirect, is checked: the scheme must be http(s), and every address the host resolves to must be a
 public one. The request then goes to the checked address itself (Host header and TLS SNI keep the name), so a
 DNS answer that changes between check and connect (rebinding) cannot slip a private address in.
+
+URLs come from models and pages, so they are data: every one (the first and every redirect target) is parsed and
+checked here (scheme, host labels, port, length) before anything else sees it, and whatever a server sends or a
+parser makes of it ends as a FetchError naming the problem, never as another exception.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from ..net import LoopClient
 from ..search.bm25 import Page
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+MAX_URL = 8192  # characters; browsers and servers refuse far shorter ones
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$")  # a DNS label (underscores occur in the wild)
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset=["']?([\w-]+)""", re.IGNORECASE)
 
@@ -53,11 +59,13 @@ class Fetcher:
         try:
             async with asyncio.timeout(self.timeout):
                 body, final_url, charset = await self.fetch_html(url)
+                title, text = await asyncio.to_thread(extract_page, decode(body, charset), final_url)
+        except FetchError:
+            raise
         except TimeoutError:
-            raise FetchError(f"{url} took longer than {self.timeout} s") from None
-        except httpx.HTTPError as e:
-            raise FetchError(f"{type(e).__name__} fetching {url}: {e}") from None
-        title, text = await asyncio.to_thread(extract_page, decode(body, charset), final_url)
+            raise FetchError(f"{short(url)} took longer than {self.timeout} s") from None
+        except Exception as e:  # noqa: BLE001 - what a server sends, or a parser makes of it, fails this page only
+            raise FetchError(f"{type(e).__name__} fetching {short(url)}: {' '.join(str(e).split())[:200]}") from None
         return Page(url, final_url, title, text)
 
     async def fetch_html(self, url: str) -> tuple[bytes, str, str | None]:
@@ -65,10 +73,13 @@ class Fetcher:
         for _ in range(self.max_redirects + 1):
             target, headers, extensions = await self.pin(url)
             request = self.client().build_request("GET", target, headers=headers, extensions=extensions)
-            response = await self.client().send(request, stream=True)
+            try:
+                response = await self.client().send(request, stream=True)
+            except (httpx.InvalidURL, ValueError) as e:  # httpx parses a redirect's Location itself, and may choke
+                raise FetchError(f"{short(url)} answered with an unusable redirect: {e}") from None
             try:
                 if response.status_code in REDIRECTS and "location" in response.headers:
-                    url = str(httpx.URL(url).join(response.headers["location"]))
+                    url = redirect_target(url, response.headers["location"])
                     continue
                 return await self.read(response, url), url, response.charset_encoding
             finally:
@@ -77,12 +88,7 @@ class Fetcher:
 
     async def pin(self, url: str) -> tuple[httpx.URL, dict, dict]:
         """(URL to connect to, extra headers, request extensions) for `url`, or FetchError if it is refused."""
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as e:
-            raise FetchError(f"invalid URL {url!r}: {e}") from None
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise FetchError(f"refused {url!r}: only http(s) URLs with a host can be visited")
+        parsed = parse_url(url)
         host = parsed.raw_host.decode("ascii").lower()
         if self.allow_private or host in self.allowed_hosts or parsed.host in self.allowed_hosts:
             return parsed, {}, {}
@@ -113,7 +119,10 @@ class Fetcher:
         kind = response.headers.get("content-type", "text/html").split(";")[0].strip().lower()
         if kind not in HTML_TYPES:
             raise FetchError(f"{url} is {kind}, not HTML")
-        if int(response.headers.get("content-length") or 0) > self.max_bytes:
+        declared = response.headers.get("content-length") or "0"
+        if not declared.strip().isdigit():
+            raise FetchError(f"{short(url)} sent a malformed Content-Length {declared[:40]!r}")
+        if int(declared) > self.max_bytes:
             raise FetchError(f"{url} is larger than {self.max_bytes} bytes")
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
@@ -126,6 +135,57 @@ class Fetcher:
     async def aclose(self) -> None:
         """Close the pooled connections."""
         await self.client.aclose()
+
+
+def short(url: object, limit: int = 200) -> str:
+    """`url` quoted for a message, cut to `limit` characters (a model can write a URL of megabytes)."""
+    text = repr(url)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+def parse_url(url: object) -> httpx.URL:
+    """`url` parsed and checked (http(s), a valid host and port, a sane length), or FetchError saying what is wrong."""
+    if not isinstance(url, str) or not url.strip():
+        raise FetchError(f"no URL to visit: {short(url)}")
+    if len(url) > MAX_URL:
+        raise FetchError(f"a URL of {len(url)} characters is not visited (at most {MAX_URL})")
+    try:
+        parsed = httpx.URL(url.strip())
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError) as e:  # IDNA errors are UnicodeErrors, which are ValueErrors
+        raise FetchError(f"invalid URL {short(url)}: {e}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise FetchError(f"refused {short(url)}: only http(s) URLs with a host can be visited")
+    host = parsed.raw_host.decode("ascii", errors="replace").lower()
+    if reason := bad_host(host):
+        raise FetchError(f"invalid host in {short(url)}: {reason}")
+    if port is not None and not 0 < port < 65536:
+        raise FetchError(f"invalid port {port} in {short(url)}")
+    return parsed
+
+
+def bad_host(host: str) -> str | None:
+    """Why `host` (ASCII, IDNA-encoded) cannot be a host name or address, or None when it can."""
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+        return None
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        return f"a name of {len(name)} characters (at most 253)"
+    for label in name.split("."):
+        if not _LABEL.match(label):
+            return f"label {label[:70]!r} is empty, longer than 63 characters or not letters, digits and hyphens"
+    return None
+
+
+def redirect_target(url: str, location: str) -> str:
+    """The absolute URL a redirect's Location points to, or FetchError when it is not one (pin checks it further)."""
+    try:
+        return str(httpx.URL(url).join(location.strip()))
+    except (httpx.InvalidURL, ValueError) as e:
+        raise FetchError(f"{short(url)} redirects to an invalid URL {short(location)}: {e}") from None
 
 
 def non_public(address: str) -> str | None:
@@ -145,5 +205,5 @@ def decode(body: bytes, charset: str | None) -> str:
         charset = m.group(1).decode("ascii")
     try:
         return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:  # a charset Python does not know
+    except (LookupError, ValueError):  # a charset Python does not know, or a codec that is not for text ("idna")
         return body.decode("utf-8", errors="replace")

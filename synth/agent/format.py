@@ -13,6 +13,7 @@ the model sees, and writes, WebDancer's text form:
 
 `parse_turn` reads one model output into a `Turn`; `render_assistant` and `text_messages` turn stored messages back
 into the text the model saw, and `chatml` renders a whole trajectory in chatml for training on plain text.
+`turn_grammar` is the format as a grammar, which backends that can enforce one hold each turn to (`--structured`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 from jsonschema import Draft202012Validator
 
+from ..llm.structured import JSON_OPTIONS, tightened
 from ..prompting import load_prompt
 
 MAX_QUERIES = 5  # per search call; a longer batch is cut, as WebDancer's search tool does
@@ -87,6 +89,12 @@ TOOLS: list[dict] = [
 TOOL_NAMES = frozenset(t["function"]["name"] for t in TOOLS)
 _VALIDATORS = {t["function"]["name"]: Draft202012Validator(t["function"]["parameters"]) for t in TOOLS}
 
+MAX_ARGUMENT_CHARS = 120  # per string in a constrained tool call: a small model would otherwise ramble to the budget
+MAX_ANSWER_TOKENS = 48  # an answer is a short phrase; the grammar closes </answer> after this many tokens
+MAX_CALL_ITEMS = 3  # queries or URLs per constrained call (the tools take up to 5)
+TURN_OVERHEAD_TOKENS = 96  # tags and a tool call: what a constrained turn keeps free of thinking
+
+_URL = re.compile(r"https?://[^\s)\]>\"']+")  # as the funnel finds them (filters/funnel.py)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 _TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -203,6 +211,64 @@ def _read_call(turn: Turn, body: str) -> None:
         turn.answer = call["arguments"]["answer"].strip()
     else:
         turn.call = call
+
+
+def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] | None = None) -> str:
+    """One turn as a Lark grammar (llguidance's dialect, which vLLM's and SGLang's grammar backends read too):
+    `<think>` thoughts `</think>`, then exactly one `<tool_call>` whose JSON names a listed tool with arguments valid
+    against its schema, or an `<answer>`. The layout is `render_assistant`'s, so a constrained turn reads exactly
+    as its stored form renders. Thoughts are held to 2 characters for each token that `max_new_tokens` leaves
+    after the action (text runs 3 to 4 a token; a small model's loops nearer 2), so the action is not cut off.
+    With `urls` (those the conversation has shown so far), visit may name only those, as the funnel requires."""
+    calls = [
+        {
+            "type": "object",
+            "properties": {"name": {"const": name}, "arguments": _arguments(name, parameters, urls)},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for name, parameters in ((t["function"]["name"], t["function"]["parameters"]) for t in tools)
+        if not (name == "visit" and urls is not None and not urls)
+    ]
+    call_schema = json.dumps({"anyOf": calls, "x-guidance": JSON_OPTIONS})
+    think_chars = max(16, (max_new_tokens - TURN_OVERHEAD_TOKENS) * 2)
+    return "\n".join(
+        [
+            "start: THINK action",
+            f"THINK: /<think>\\n[^<]{{1,{think_chars}}}\\n<\\/think>\\n/",
+            'action: tool_call | "<answer>" answer "</answer>"',
+            'tool_call: "<tool_call>\\n" call "\\n</tool_call>"',
+            f"call: %json {call_schema}",
+            f"answer[max_tokens={MAX_ANSWER_TOKENS}]: /[^<\\n]+/",
+        ]
+    )
+
+
+def _arguments(name: str, parameters: dict, urls: list[str] | None) -> dict:
+    """One tool's arguments in the turn grammar: tightened, and visit's urls among those shown."""
+    schema = tightened(bounded(parameters), MAX_CALL_ITEMS)
+    if name == "visit" and urls and isinstance(schema.get("properties", {}).get("url"), dict):
+        schema["properties"]["url"]["items"] = {"enum": urls}
+    return schema
+
+
+def bounded(schema: dict) -> dict:
+    """`schema` with every string given a maximum length: everything it accepts, the original does, and a
+    constrained call ends within a turn's budget."""
+    out = dict(schema)
+    if out.get("type") == "string":
+        out.setdefault("maxLength", MAX_ARGUMENT_CHARS)
+    if isinstance(out.get("items"), dict):
+        out["items"] = bounded(out["items"])
+    if isinstance(out.get("properties"), dict):
+        out["properties"] = {k: bounded(v) for k, v in out["properties"].items()}
+    return out
+
+
+def seen_urls(messages: list[dict]) -> list[str]:
+    """The URLs that the question and the tool responses so far have shown, in order, each once."""
+    shown = [m["content"] for m in messages if m["role"] in ("user", "tool") and isinstance(m.get("content"), str)]
+    return list(dict.fromkeys(u.rstrip("/.,") for text in shown for u in _URL.findall(text)))
 
 
 # --- stored messages <-> text ------------------------------------------------------------------

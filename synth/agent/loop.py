@@ -16,9 +16,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-import httpx
-
-from ..llm.base import Sampling
+from ..llm.base import PermanentLLMError, Sampling, TransientLLMError
 from ..llm.client import prompt_chars
 from ..search.base import SearchError, render_search, search_many
 from .format import (
@@ -28,7 +26,9 @@ from .format import (
     Turn,
     assistant_message,
     parse_turn,
+    seen_urls,
     text_messages,
+    turn_grammar,
 )
 
 STOP = ("<tool_response>",)  # a model that goes on to invent the tool's answer is stopped before it
@@ -56,6 +56,7 @@ class Rollout:
     termination: str  # answer | call_budget_exceeded | token_limit | time_limit | format_error
     prediction: str | None = None
     detail: str = ""
+    constrained: bool = False  # every turn was held to the ReAct grammar by the backend
     stats: dict = field(default_factory=lambda: {"llm_calls": 0, "actions": 0, "tokens": 0, "context_tokens": 0})
 
 
@@ -94,11 +95,16 @@ class Agent:
             try:  # the wall-time budget cuts a slow call short too, not only the turns after it
                 async with asyncio.timeout(cfg.max_seconds - (time.monotonic() - started)):
                     completion = await self.client.chat(
-                        prompt, sampling, prompt_version=self.instructions.version, stage="agent"
+                        prompt,
+                        sampling,
+                        prompt_version=self.instructions.version,
+                        stage="agent",
+                        grammar=self.grammar(messages),
                     )
             except TimeoutError:
                 return _end(rollout, "time_limit", f"over {cfg.max_seconds:g} s (in an LLM call)", started)
             used = completion.prompt_tokens + completion.completion_tokens
+            rollout.constrained = completion.constrained and (rollout.constrained or not stats["llm_calls"])
             stats["llm_calls"] += 1
             stats["tokens"] += used
             stats["context_tokens"] = used or _estimate(prompt) + len(completion.text) // 4
@@ -130,8 +136,14 @@ class Agent:
             )
         return _end(rollout, "call_budget_exceeded", f"{cfg.max_calls} LLM calls without an answer", started)
 
+    def grammar(self, messages: list[dict]) -> str:
+        """The next turn's grammar (backends that can enforce one do, see --structured): the listed tools, and
+        visit only to URLs the conversation has shown."""
+        return turn_grammar(self.instructions.tools, self.cfg.max_new_tokens, seen_urls(messages))
+
     async def act(self, call: dict) -> str:
-        """Run one valid tool call; tool failures become the observation, LLM failures propagate."""
+        """Run one valid tool call; tool failures (whatever the web or the arguments make them raise) become the
+        observation and the rollout goes on; LLM failures propagate."""
         name, args = call["name"], call["arguments"]
         try:
             if name == "search":
@@ -139,8 +151,13 @@ class Agent:
                 observation = render_search(results)
             else:
                 observation = await self.visitor.visit_many(args["url"][:MAX_URLS], args["goal"])
-        except (SearchError, httpx.HTTPError) as e:
+        except (TransientLLMError, PermanentLLMError):
+            raise
+        except SearchError as e:
             observation = f"The {name} tool failed: {e}. Try again or use another query."
+        except Exception as e:  # noqa: BLE001 - web content is data: it never ends a rollout
+            detail = " ".join(str(e).split())[:300]
+            observation = f"The {name} tool failed: {type(e).__name__}: {detail}. Try again or use another query."
         if len(observation) > self.cfg.max_observation_chars:
             observation = observation[: self.cfg.max_observation_chars] + "\n[... cut]"
         return observation

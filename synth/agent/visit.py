@@ -68,6 +68,11 @@ def render_visit(url: str, goal: str, evidence: str, summary: str) -> str:
     )
 
 
+def unreachable(reason: str) -> str:
+    """The observation for a page that could not be read: WebDancer's wording, then what failed."""
+    return f"{UNREACHABLE} ({reason[:300]})"
+
+
 def unparsed(url: str, goal: str) -> str:
     """The observation when the page was read but the model's extraction could not be parsed."""
     return f"The page {url} was read, but the information for user goal {goal} could not be extracted from it."
@@ -105,9 +110,15 @@ class Visitor:
 
     async def page(self, url: str) -> tuple[Page, str]:
         """(page, source) from the local corpus when it has `url`, else fetched; FetchError if neither works."""
-        if self.corpus is not None and (page := self.corpus.get(url)) is not None:
+        if self.corpus is not None and (page := self._stored(url)) is not None:
             return page, "corpus"
         return await self.fetcher.fetch(url), "http"
+
+    def _stored(self, url: str) -> Page | None:
+        try:
+            return self.corpus.get(url)
+        except Exception:  # noqa: BLE001 - a URL the corpus cannot even look up (bad IDNA ...) is not in it
+            return None
 
     async def read(self, url: str, goal: str) -> VisitResult:
         """Read `url` for `goal`. Unreachable pages and unparsable answers become the observation (and `error`);
@@ -115,9 +126,10 @@ class Visitor:
         try:
             page, source = await self.page(url)
         except FetchError as e:
-            return VisitResult(url, goal, UNREACHABLE, error=f"unreachable: {e}")
+            return VisitResult(url, goal, unreachable(str(e)), error=f"unreachable: {e}")
         if not page.text.strip():
-            return VisitResult(url, goal, UNREACHABLE, error="unreachable: the page has no text", source=source)
+            reason = "the page has no text"
+            return VisitResult(url, goal, unreachable(reason), error=f"unreachable: {reason}", source=source)
         return await self.extract(url, goal, page.text[: self.max_chars], source)
 
     async def extract(self, url: str, goal: str, text: str, source: str) -> VisitResult:

@@ -9,6 +9,8 @@ openai.py      OpenAI-compatible endpoints    litellm.py  every other provider
 embedded.py    the offline SmolLM2 (and local: checkpoints) on the CPU; embedded_generate.py its batched generate
 vllm.py        vLLM in this process            batching.py  the micro-batcher both in-process backends use
 pricing.py     USD per call from litellm's bundled price map
+structured.py  schema and grammar request fields, `--structured auto`'s fallback, schemas as the local engine sees them
+grammar.py     llguidance: JSON schemas and the ReAct grammar as token masks for the embedded and local: models
 """
 
 import os

@@ -20,9 +20,16 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Completion) if f.name != "cach
 
 
 def cache_key(
-    llm_name: str, messages: list[dict], sampling: Sampling, prompt_version: str, json_schema: dict | None = None
+    llm_name: str,
+    messages: list[dict],
+    sampling: Sampling,
+    prompt_version: str,
+    json_schema: dict | None = None,
+    grammar: str | None = None,
+    constrained: bool = True,
 ) -> str:
-    """sha256 of the canonical JSON of everything that decides a response."""
+    """sha256 of the canonical JSON of everything that decides a response (a grammar, and whether the backend may
+    enforce schema and grammar, only when they apply: keys of plain calls are as before)."""
     payload = {
         "llm": llm_name,
         "messages": messages,
@@ -30,6 +37,10 @@ def cache_key(
         "prompt_version": prompt_version,
         "json_schema": json_schema,
     }
+    if grammar is not None:
+        payload["grammar"] = grammar
+    if not constrained and (json_schema is not None or grammar is not None):
+        payload["structured"] = "off"
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 

@@ -1,5 +1,6 @@
 """LLMClient: what every stage calls. Adds to a bare LLM backend bounded concurrency, request and token rate limits,
-retries with backoff, a per-call timeout, a persistent response cache, per-stage usage, and JSON output checking.
+retries with backoff, a per-call timeout, hedged requests, a persistent response cache, per-stage usage, and JSON
+output checking.
 
     client = LLMClient(make_llm("gpt-4o-mini"), concurrency=64, rpm=500, cache=ResponseCache("cache.sqlite"))
     result = await client.chat_json(messages, QA_SCHEMA, Sampling(temperature=0.7), stage="crawlqa")
@@ -9,18 +10,21 @@ retries with backoff, a per-call timeout, a persistent response cache, per-stage
 from __future__ import annotations
 
 import asyncio
+import copy
 import random
-import time
 from dataclasses import dataclass
 
-from .base import LLM, Completion, PermanentLLMError, Sampling, TransientLLMError
+from ..prompting import prompt_name
+from .base import LLM, Completion, GrammarError, PermanentLLMError, Sampling, Structured, TransientLLMError
 from .cache import ResponseCache, cache_key
+from .gate import Gate
 from .jsonout import parse_json
 
-__all__ = ["JSONResult", "LLMClient", "ResponseCache", "Usage", "cache_key"]
+__all__ = ["Gate", "JSONResult", "LLMClient", "ResponseCache", "Usage", "cache_key"]
 
 DEFAULT_SAMPLING = Sampling()  # frozen, so one shared default is safe
-STATS = ("calls", "cache_hits", "retries", "errors", "prompt_tokens", "completion_tokens", "cost")
+Structure = tuple[dict | None, str | None]  # a call's JSON schema and grammar (either may be None)
+STATS = ("calls", "cache_hits", "retries", "errors", "hedges", "prompt_tokens", "completion_tokens", "cost")
 
 
 @dataclass
@@ -42,11 +46,14 @@ class Usage:
     def __init__(self) -> None:
         self.stages: dict[str, dict[str, float]] = {}
 
-    def record(self, stage: str, completion: Completion, *, retries: int = 0, error: bool = False) -> None:
+    def record(
+        self, stage: str, completion: Completion, *, retries: int = 0, hedges: int = 0, error: bool = False
+    ) -> None:
         """Count one client call of `stage`."""
         stats = self.stages.get(stage) or self.stages.setdefault(stage, dict.fromkeys(STATS, 0))
         stats["calls"] += 1
         stats["retries"] += retries
+        stats["hedges"] += hedges
         if error:
             stats["errors"] += 1
         elif completion.cached:
@@ -64,31 +71,12 @@ class Usage:
                 ours[name] += theirs.get(name, 0)
 
     def summary(self) -> dict:
-        """{stage: {calls, cache_hits, retries, errors, prompt_tokens, completion_tokens, cost}}."""
+        """{stage: {calls, cache_hits, retries, errors, hedges, prompt_tokens, completion_tokens, cost}}."""
         return {stage: dict(stats) for stage, stats in self.stages.items()}
 
     def total(self) -> dict:
         """The counts of all stages together."""
         return {name: sum(stats[name] for stats in self.stages.values()) for name in STATS}
-
-
-class Pacer:
-    """Spaces reservations so that `per_minute` units pass a minute, evenly (GCRA, no burst): O(1), no loops."""
-
-    def __init__(self, per_minute: float) -> None:
-        self.rate = per_minute / 60.0
-        self.next_free = 0.0  # when the units reserved so far have been paid for
-
-    def reserve(self, units: float) -> float:
-        """Reserve `units`; returns how long to wait before using them."""
-        now = time.monotonic()
-        start = max(self.next_free, now)
-        self.next_free = start + units / self.rate
-        return start - now
-
-    def refund(self, units: float) -> None:
-        """Correct an estimate after the fact (negative units charge more)."""
-        self.next_free -= units / self.rate
 
 
 def prompt_chars(messages: list[dict]) -> int:
@@ -104,10 +92,16 @@ def prompt_chars(messages: list[dict]) -> int:
 
 
 class LLMClient:
-    """Calls an LLM with concurrency and rate limits, retries, a timeout, a cache, and usage accounting."""
+    """Calls an LLM with concurrency and rate limits, retries, a timeout, hedging, a cache, and usage accounting.
+
+    `gate` shares the limits between clients of one backend (`view()` makes one per partition, with its own usage);
+    `hedge` races a straggling request with a second copy (default: when the backend says it is a network one);
+    `structured` (auto, on, off) says whether backends hold replies to their JSON schema or grammar while decoding.
+    """
 
     backoff_base = 0.5  # seconds; attempt n waits uniform(0, min(backoff_cap, backoff_base * 2**n)) ("full jitter")
     backoff_cap = 30.0
+    poll = 0.25  # seconds between looks at a pending request (the hedge delay moves as latencies come in)
 
     def __init__(
         self,
@@ -120,15 +114,26 @@ class LLMClient:
         timeout: float = 120.0,
         cache: ResponseCache | None = None,
         usage: Usage | None = None,
+        gate: Gate | None = None,
+        hedge: bool | None = None,
+        structured: Structured = "auto",
     ):
         self.llm, self.cache, self.timeout, self.max_retries = llm, cache, timeout, max_retries
+        self.structured = structured  # hold replies to their schema or grammar: "auto", "on" or "off"
         self.usage = usage if usage is not None else Usage()
-        self.concurrency = concurrency
-        self._slots: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._requests = Pacer(rpm) if rpm else None
-        self._tokens = Pacer(tpm) if tpm else None
-        self._paused_until = 0.0  # a 429's Retry-After holds back every request, not just the one that got it
+        self.gate = gate if gate is not None else Gate(concurrency, rpm, tpm)
+        self.hedge = bool(getattr(llm, "hedge", False)) if hedge is None else hedge
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at most (shared by every view of this client's gate)."""
+        return self.gate.concurrency
+
+    def view(self, usage: Usage | None = None) -> LLMClient:
+        """A client sharing this one's backend, cache, limits and latencies, counting into its own `usage`."""
+        other = copy.copy(self)
+        other.usage = usage if usage is not None else Usage()
+        return other
 
     async def chat(
         self,
@@ -137,9 +142,10 @@ class LLMClient:
         *,
         prompt_version: str = "",
         stage: str = "default",
+        grammar: str | None = None,
     ) -> Completion:
-        """One completion, from the cache when it holds one."""
-        return await self._call(messages, sampling, prompt_version, stage, None)
+        """One completion, from the cache when it holds one; `grammar` (Lark) is enforced where structured allows."""
+        return await self._call(messages, sampling, prompt_version, stage, None, grammar)
 
     async def chat_json(
         self,
@@ -151,12 +157,9 @@ class LLMClient:
         stage: str = "default",
     ) -> JSONResult:
         """A JSON object matching `schema`; bad output gives value None, an error and the raw text, never raises."""
-        completion = await self._call(messages, sampling, prompt_version, stage, schema)
+        completion = await self._call(messages, sampling, prompt_version, stage, schema, None)
         value, error = parse_json(completion.text, schema)
         return JSONResult(value=value, raw=completion.text, error=error, completion=completion)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_slots": None, "_loop": None}  # a semaphore belongs to one loop in one process
 
     async def aclose(self) -> None:
         """Close the backend's connections, when it holds any."""
@@ -171,68 +174,119 @@ class LLMClient:
         await self.aclose()
 
     async def _call(
-        self, messages: list[dict], sampling: Sampling, prompt_version: str, stage: str, schema: dict | None
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        prompt_version: str,
+        stage: str,
+        schema: dict | None,
+        grammar: str | None,
     ) -> Completion:
         key = None
         if self.cache is not None:
-            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema)
+            constrained = self.structured != "off"
+            key = cache_key(self.llm.name, messages, sampling, prompt_version, schema, grammar, constrained)
             if (hit := self.cache.get(key)) is not None:
                 self.usage.record(stage, hit)
                 return hit
-        completion, retries = await self._with_retries(messages, sampling, schema, stage)
+        try:
+            completion, retries, hedges = await self._with_retries(messages, sampling, (schema, grammar), stage)
+        except GrammarError as e:  # the backend compiled it for the first time: say which prompt it belongs to
+            raise GrammarError(f"prompt {prompt_name(prompt_version) or stage!r}: {e}") from None
         if key is not None:
-            self.cache.put(key, completion)
-        self.usage.record(stage, completion, retries=retries)
+            self.cache.put(key, completion)  # on disk before anyone sees it: a kill now loses nothing paid for
+        self.usage.record(stage, completion, retries=retries, hedges=hedges)
         return completion
 
     async def _with_retries(
-        self, messages: list[dict], sampling: Sampling, schema: dict | None, stage: str
-    ) -> tuple[Completion, int]:
-        """The completion and how many retries it took; raises after a permanent error or the last retry."""
+        self, messages: list[dict], sampling: Sampling, structure: Structure, stage: str
+    ) -> tuple[Completion, int, int]:
+        """The completion, the retries and the hedges it took; raises after a permanent error or the last retry."""
+        hedges = [0]
         for attempt in range(self.max_retries + 1):
             try:
-                return await self._attempt(messages, sampling, schema), attempt
+                return await self._attempt(messages, sampling, structure, hedges), attempt, hedges[0]
             except TransientLLMError as e:
                 if attempt == self.max_retries:
-                    self.usage.record(stage, Completion(""), retries=attempt, error=True)
+                    self.usage.record(stage, Completion(""), retries=attempt, hedges=hedges[0], error=True)
                     raise
                 await asyncio.sleep(self._backoff(attempt, e.retry_after))
             except PermanentLLMError:
-                self.usage.record(stage, Completion(""), retries=attempt, error=True)
+                self.usage.record(stage, Completion(""), retries=attempt, hedges=hedges[0], error=True)
                 raise
         raise AssertionError("unreachable")
 
-    async def _attempt(self, messages: list[dict], sampling: Sampling, schema: dict | None) -> Completion:
-        """One request within the concurrency and rate limits and the timeout."""
+    async def _attempt(
+        self, messages: list[dict], sampling: Sampling, structure: Structure, hedges: list[int]
+    ) -> Completion:
+        """One attempt: a request, raced by a second copy if it straggles (when hedging); the first answer wins."""
+        if not self.hedge:
+            return await self._request(messages, sampling, structure)
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a semaphore is bound to one loop, and each asyncio.run() makes a new loop
-            self._loop, self._slots = loop, asyncio.Semaphore(self.concurrency)
-        async with self._slots:
-            estimate = prompt_chars(messages) / 4 if self._tokens else 0.0
-            if wait := self._wait(estimate):
+        sent: list[float] = []  # when each copy got a slot and went out: a request queued for a slot is no straggler
+        pending, errors = {asyncio.ensure_future(self._request(messages, sampling, structure, sent))}, []
+        copies = 1
+        try:
+            while pending:
+                # a straggler gets one copy at a time; a copy that fails fast leaves it alone again, and it gets
+                # another after the same delay (as many as a call has retries): a hung request must not outlive
+                # its copies' errors and then hold its item for the whole timeout
+                alone = len(pending) == 1 and copies <= 1 + self.max_retries and len(sent) == copies
+                delay = self.gate.hedge_delay(self.timeout) if alone else None
+                left = self.poll if delay is None else min(self.poll, sent[-1] + delay - loop.time())
+                if left <= 0:
+                    self.gate.hedged += 1
+                    hedges[0] += 1
+                    pending.add(asyncio.ensure_future(self._request(messages, sampling, structure, sent)))
+                    copies += 1
+                    continue
+                done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        return task.result()
+                    errors.append(task.exception())
+                    if getattr(errors[-1], "retry_after", None) is not None:
+                        self.gate.pause(errors[-1].retry_after)
+            raise errors[0]  # every copy failed: the first error decides whether to retry
+        finally:
+            for task in pending:
+                task.cancel()
+
+    async def _request(
+        self, messages: list[dict], sampling: Sampling, structure: Structure, sent: list[float] | None = None
+    ) -> Completion:
+        """One request within the concurrency and rate limits and the timeout (its send time appended to `sent`)."""
+        gate = self.gate
+        async with gate.slots():
+            estimate = prompt_chars(messages) / 4 if gate.tokens else 0.0
+            if wait := gate.wait(estimate):
                 await asyncio.sleep(wait)
+            gate.sent += 1
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            if sent is not None:
+                sent.append(start)
             try:
                 async with asyncio.timeout(self.timeout):
-                    completion = await self.llm.complete(messages, sampling, json_schema=schema, timeout=self.timeout)
+                    completion = await self.llm.complete(
+                        messages,
+                        sampling,
+                        json_schema=structure[0],
+                        grammar=structure[1],
+                        structured=self.structured,
+                        timeout=self.timeout,
+                    )
             except TimeoutError as e:
                 raise TransientLLMError(f"no answer within {self.timeout}s") from e
-            if self._tokens:
-                self._tokens.refund(estimate - completion.prompt_tokens - completion.completion_tokens)
+            gate.latencies.append(loop.time() - start)
+            if gate.tokens:
+                gate.tokens.refund(estimate - completion.prompt_tokens - completion.completion_tokens)
             return completion
-
-    def _wait(self, estimate: float) -> float:
-        """Seconds until this request may go: the longest of the pause and the two rate limits."""
-        wait = self._paused_until - time.monotonic()
-        if self._requests:
-            wait = max(wait, self._requests.reserve(1))
-        if self._tokens:
-            wait = max(wait, self._tokens.reserve(estimate))
-        return max(wait, 0.0)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full-jitter exponential backoff, never shorter than the server's Retry-After."""
         delay = random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
         if retry_after is not None:
-            self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            self.gate.pause(retry_after)
             delay = max(delay, retry_after)
         return delay

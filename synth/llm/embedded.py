@@ -7,6 +7,10 @@ are imported only when the model is first used, so importing this module costs n
 
 Concurrent `complete` calls are micro-batched: requests gather for a few ms (and while a batch runs), then go
 through one left-padded `generate` call on a worker thread; batching is the only way to keep a CPU busy here.
+
+Replies with a JSON schema or a grammar are constrained by llguidance (`wdtk.synth.llm.grammar`) unless structured
+is "off": a JSON reply is then one object of its schema, and an agent turn follows the ReAct grammar. The prompt is
+the same either way (a JSON request still asks for JSON in words), so only the decoding differs.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import Completion, PermanentLLMError, Sampling
+from .base import Completion, GrammarError, PermanentLLMError, Sampling, Structured, checkpoint_id
 from .batching import MicroBatcher
 
 log = logging.getLogger(__name__)
@@ -161,12 +165,14 @@ class EmbeddedLLM:
         self.cache_dir = Path(cache_dir) if cache_dir else None  # default: default_cache_root() / "embedded"
         # a local transformers checkpoint instead of SmolLM2 (e.g. one `wdtk evolve` just trained)
         self.model_path = Path(model_path) if model_path else None
-        if self.model_path is not None:
-            self.name = f"local:{self.model_path.resolve()}"
+        if self.model_path is not None:  # by content, not by where it lies: ids must not depend on a local path
+            self.name = f"local:{checkpoint_id(self.model_path)}"
         self.max_batch, self.batch_window, self.dtype = max_batch, batch_window, dtype
         self.threads = threads or default_threads()
         self.load_report: LoadReport | None = None
         self._model = self._tokenizer = None
+        self._engine = None  # the grammar engine, made for the first constrained request
+        self._engine_error: str | None = None  # why there is none (llguidance missing, a slow tokenizer)
         self._load_lock = threading.Lock()
         self._batcher = MicroBatcher(self._run_batch, max_batch, batch_window)
 
@@ -176,10 +182,13 @@ class EmbeddedLLM:
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
     ) -> Completion:
         """One chat completion, run in the next batch; the first call loads the model (seconds, once)."""
-        return await asyncio.wait_for(self._batcher.submit((messages, sampling, json_schema)), timeout)
+        item = (messages, sampling, json_schema, grammar, structured)
+        return await asyncio.wait_for(self._batcher.submit(item), timeout)
 
     def load(self) -> LoadReport:
         """Load the model now (from the cache, or from the GGUF into the cache); later calls return at once."""
@@ -214,7 +223,7 @@ class EmbeddedLLM:
         self._model = model.eval()
         return LoadReport(source, time.perf_counter() - start, path)
 
-    def _run_batch(self, items: list[tuple[list[dict], Sampling, dict | None]]) -> list[Completion | Exception]:
+    def _run_batch(self, items: list[tuple]) -> list[Completion | Exception]:
         """Worker thread: tokenise, generate for every valid request in one call, and wrap the results."""
         from .embedded_generate import generate
 
@@ -222,8 +231,9 @@ class EmbeddedLLM:
         requests = [self._request(*item) for item in items]
         valid = [r for r in requests if not isinstance(r, Exception)]
         start = time.perf_counter()
+        model, tokenizer, engine = self._model, self._tokenizer, self._engine
         try:
-            outputs = generate(self._model, self._tokenizer, valid, self._end_ids(), self.threads) if valid else []
+            outputs = generate(model, tokenizer, valid, self._end_ids(), self.threads, engine) if valid else []
         except RuntimeError as e:  # torch's errors (out of memory ...): retrying the same batch would fail again
             raise PermanentLLMError(f"the embedded model failed on a batch of {len(valid)}: {e}") from e
         log.debug(
@@ -236,14 +246,25 @@ class EmbeddedLLM:
         results = iter(outputs)
         return [r if isinstance(r, Exception) else self._completion(r, next(results)) for r in requests]
 
-    def _request(self, messages: list[dict], sampling: Sampling, json_schema: dict | None):
-        """The GenRequest for one call, or the PermanentLLMError that rejects it."""
+    def _request(
+        self,
+        messages: list[dict],
+        sampling: Sampling,
+        json_schema: dict | None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
+    ):
+        """The GenRequest for one call, or the error that rejects it (PermanentLLMError, GrammarError)."""
         from .embedded_generate import GenRequest
 
         try:
             ids = self.prompt_ids(messages, json_schema)
         except (KeyError, TypeError, ValueError) as e:  # a malformed message fails its own call, not the batch
             return PermanentLLMError(f"cannot render the messages with the chat template: {e!r}")
+        try:
+            compiled = self._grammar(json_schema, grammar, structured, sampling.max_tokens)
+        except (GrammarError, PermanentLLMError) as e:  # a schema that cannot compile fails its own call
+            return e
         room = CONTEXT - len(ids)
         if room < 1:
             return PermanentLLMError(f"prompt of {len(ids)} tokens leaves no room in the {CONTEXT}-token context")
@@ -256,7 +277,38 @@ class EmbeddedLLM:
             seed,
             tuple(sampling.stop),
             json=json_schema is not None,  # an API in JSON mode ends with the object: so does this
+            grammar=compiled,
         )
+
+    def _grammar(
+        self, json_schema: dict | None, grammar: str | None, structured: Structured, max_tokens: int
+    ) -> str | None:
+        """The compiled llguidance grammar that constrains this call, or None for free decoding."""
+        if structured == "off" or (json_schema is None and grammar is None) or not self._grammar_engine(structured):
+            return None
+        from . import grammar as engine
+
+        compiled = (
+            engine.from_schema(json_schema, max_tokens) if json_schema is not None else engine.from_lark(grammar)
+        )
+        self._engine.check(compiled)
+        return compiled
+
+    def _grammar_engine(self, structured: Structured) -> bool:
+        """Whether the grammar engine is there; in auto mode its absence means plain prompting, with one warning."""
+        if self._engine is None and self._engine_error is None:
+            try:
+                from .grammar import Engine
+
+                vocab = self._model.get_output_embeddings().weight.shape[0]
+                self._engine = Engine(self._tokenizer, self._end_ids(), vocab)
+            except (ImportError, ValueError) as e:  # llguidance missing; a tokenizer it cannot read (not "fast")
+                self._engine_error = f"{type(e).__name__}: {e}"
+                if structured == "auto":
+                    log.warning("wdtk: no grammar engine for %s (%s): asking in words", self.name, self._engine_error)
+        if self._engine is None and structured == "on":
+            raise PermanentLLMError(f"--structured on, but {self.name} has no grammar engine: {self._engine_error}")
+        return self._engine is not None
 
     def prompt_ids(self, messages: list[dict], json_schema: dict | None = None) -> list[int]:
         """The token ids of `messages` in the chat template, with the JSON instruction when a schema is given."""
@@ -279,6 +331,7 @@ class EmbeddedLLM:
             completion_tokens=result.completion_tokens,
             model=self.name,
             finish_reason=result.finish_reason,
+            constrained=request.grammar is not None,
         )
 
 

@@ -4,7 +4,7 @@ Imports torch and transformers at the top: `wdtk.synth.llm.embedded` imports thi
 Rows are left-padded into one tensor; sampling is done by a logits processor with a seeded generator per row and
 greedy decoding picks the sampled token, so a row's output depends on its own seed, never on its batch mates.
 A stopping criterion ends each row on its own (max tokens, stop strings, a closed JSON object, a loop); a batch
-lasts as long as its longest row.
+lasts as long as its longest row. Rows with a grammar are masked to the tokens it allows before they are sampled.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class GenRequest:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     json: bool = False  # end the row once a whole JSON object has been written
+    grammar: str | None = None  # llguidance grammar the row must follow (synth/llm/grammar.py), None: free text
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,9 @@ class RowLimits(StoppingCriteria):
         self.reasons: list[str | None] = [None] * len(requests)
         self.ended = [False] * len(requests)
         self.json = [JsonEnd() if r.json else None for r in requests]
+        # a grammar row is bounded (thoughts, strings, lists: see wdtk.synth.llm.structured.tightened) and ends by
+        # itself; cutting its loop would only turn a well-formed reply into a broken one
+        self.loops = [not r.grammar for r in requests]
         # a token decodes to at least one character, so this many tail tokens cover the longest stop string
         self.tails = [max((len(s) for s in r.stop), default=0) + 2 for r in requests]
 
@@ -127,7 +131,7 @@ class RowLimits(StoppingCriteria):
             tail = self.tokenizer.decode(row[-min(self.tails[i], n_new) :], skip_special_tokens=True)
             if any(s in tail for s in request.stop):
                 return "stop"
-        if n_new > LOOP_WINDOW and looping(row[-min(n_new, LOOP_WINDOW + LOOP_PERIOD) :].tolist()):
+        if self.loops[i] and n_new > LOOP_WINDOW and looping(row[-min(n_new, LOOP_WINDOW + LOOP_PERIOD) :].tolist()):
             return "loop"
         return "length" if n_new >= request.max_new else None
 
@@ -149,8 +153,11 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask
 
 
-def generate(model, tokenizer, requests: list[GenRequest], end_ids: list[int], threads: int) -> list[GenResult]:
-    """Continue every request in one `model.generate` call; `end_ids` are the tokens that end a turn."""
+def generate(
+    model, tokenizer, requests: list[GenRequest], end_ids: list[int], threads: int, engine=None
+) -> list[GenResult]:
+    """Continue every request in one `model.generate` call; `end_ids` are the tokens that end a turn. Rows with a
+    grammar are masked by `engine` (a `wdtk.synth.llm.grammar.Engine`) before they are sampled."""
     torch.set_num_threads(threads)  # here, in the thread that generates: OpenMP keeps the count per thread
     pad_id = end_ids[0]
     ids, mask = left_pad([r.ids for r in requests], pad_id)
@@ -158,12 +165,18 @@ def generate(model, tokenizer, requests: list[GenRequest], end_ids: list[int], t
         do_sample=False, max_new_tokens=max(r.max_new for r in requests), pad_token_id=pad_id, eos_token_id=end_ids
     )
     limits = RowLimits(requests, ids.shape[1], tokenizer, set(end_ids))
+    processors = [RowSampler(requests)]
+    if any(r.grammar for r in requests):
+        from .grammar import GrammarMask
+
+        matchers = [engine.matcher(r.grammar) if r.grammar else None for r in requests]
+        processors.insert(0, GrammarMask(matchers, ids.shape[1], engine.vocab_size))  # mask first, then sample
     with torch.inference_mode():
         out = model.generate(
             input_ids=ids,
             attention_mask=mask,
             generation_config=config,
-            logits_processor=LogitsProcessorList([RowSampler(requests)]),
+            logits_processor=LogitsProcessorList(processors),
             stopping_criteria=StoppingCriteriaList([limits]),
         )
     rows = out[:, ids.shape[1] :].tolist()

@@ -26,14 +26,17 @@ import aiohttp
 import httpx
 import orjson
 
-from .base import Completion, Sampling, TransientLLMError
-from .wire import map_error, parse_completion, request_body, status_error
+from .base import Completion, Sampling, Structured, TransientLLMError
+from .structured import Fallback, asks_for_structure, with_fallback
+from .wire import parse_completion, raise_mapped, request_body, status_error
 
 TRANSPORTS = ("aiohttp", "sdk")
 
 
 class OpenAILLM:
     """An LLM behind an OpenAI-compatible /chat/completions endpoint; `sdk_options` go to `openai.AsyncOpenAI`."""
+
+    hedge = True  # a straggling request may be raced by a second one (LLMClient)
 
     def __init__(
         self,
@@ -49,12 +52,13 @@ class OpenAILLM:
             raise ValueError(f"unknown transport {transport!r}: use one of {TRANSPORTS}")
         self.model, self.transport, self.max_connections = model, transport, max_connections
         self.api_base = (api_base or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self.name = f"openai:{model}@{self.api_base}"
+        self.name = f"openai:{model}"  # not the address: the same model behind another port writes the same ids
         self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
         self._sdk_options = sdk_options
         self._url = self.api_base + "/chat/completions"
         self._headers: dict[str, str] | None = None
         self._http = self._loop = self._closer = None
+        self._fallback = Fallback(self.name)
 
     async def complete(
         self,
@@ -62,12 +66,20 @@ class OpenAILLM:
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
     ) -> Completion:
-        """One chat completion."""
+        """One chat completion; in auto mode, asked again in words if the server refuses structured outputs."""
+
+        def call(mode: Structured):
+            return self._complete(request_body(self.model, messages, sampling, json_schema, grammar, mode), timeout)
+
+        return await with_fallback(self._fallback, structured, call)
+
+    async def _complete(self, body: dict, timeout: float | None) -> Completion:
         if self._loop is not asyncio.get_running_loop():
             await self._open()
-        body = request_body(self.model, messages, sampling, json_schema)
         try:
             if self.transport == "aiohttp":
                 data = await self._post(body, timeout)
@@ -76,8 +88,10 @@ class OpenAILLM:
         except orjson.JSONDecodeError as e:
             raise TransientLLMError(f"not a JSON body: {e}") from e
         except Exception as e:
-            raise map_error(e) from e
-        return parse_completion(data)
+            raise_mapped(e)
+        completion = parse_completion(data)
+        completion.constrained = asks_for_structure(body)
+        return completion
 
     async def _post(self, body: dict, timeout: float | None) -> dict:
         options = {} if timeout is None else {"timeout": aiohttp.ClientTimeout(total=timeout)}

@@ -6,7 +6,10 @@ requests wait in a queue while a batch runs, and the next batch takes all of the
 
 from __future__ import annotations
 
-from .base import Completion, PermanentLLMError, Sampling
+from dataclasses import replace
+from pathlib import Path
+
+from .base import Completion, PermanentLLMError, Sampling, Structured, checkpoint_id
 from .batching import MicroBatcher
 
 INSTALL_HINT = "the 'vllm:' backend needs vLLM in this environment (pip install vllm; Linux with a CUDA GPU)"
@@ -25,7 +28,8 @@ class VLLMBatchLLM:
 
     def __init__(self, model: str, *, batch_window: float = 0.005, max_batch: int = 1024, **engine_options) -> None:
         self._vllm = _import_vllm()
-        self.name = f"vllm:{model}"
+        # a checkpoint on disk is named by content, never by its path on this machine
+        self.name = f"vllm:{checkpoint_id(model) if Path(model).is_dir() else model}"
         self.model = model
         self._engine = self._vllm.LLM(model=model, **engine_options)
         # the engine is not thread-safe: one worker thread runs every batch
@@ -37,13 +41,19 @@ class VLLMBatchLLM:
         sampling: Sampling,
         *,
         json_schema: dict | None = None,
+        grammar: str | None = None,
+        structured: Structured = "auto",
         timeout: float | None = None,
     ) -> Completion:
-        """One chat completion, run in the next batch (`timeout` is enforced by the caller's cancellation)."""
-        return await self._batcher.submit((messages, self.sampling_params(sampling, json_schema)))
+        """One chat completion, run in the next batch (`timeout` is enforced by the caller's cancellation); the schema
+        or grammar is enforced by vLLM's guided decoding unless structured is "off"."""
+        if structured == "off":
+            json_schema = grammar = None
+        completion = await self._batcher.submit((messages, self.sampling_params(sampling, json_schema, grammar)))
+        return replace(completion, constrained=json_schema is not None or grammar is not None)
 
-    def sampling_params(self, sampling: Sampling, json_schema: dict | None):
-        """vLLM SamplingParams for `sampling`, with structured output when a schema is given."""
+    def sampling_params(self, sampling: Sampling, json_schema: dict | None, grammar: str | None = None):
+        """vLLM SamplingParams for `sampling`, with structured output when a schema or a (Lark) grammar is given."""
         seed = None if sampling.seed is None else sampling.seed + sampling.sample_index
         params = {
             "temperature": sampling.temperature,
@@ -53,15 +63,17 @@ class VLLMBatchLLM:
             "stop": list(sampling.stop) or None,
         }
         if json_schema is not None:
-            params.update(self._structured(json_schema))
+            params.update(self._structured(json=json_schema))
+        elif grammar is not None:
+            params.update(self._structured(grammar=grammar))
         return self._vllm.SamplingParams(**params)
 
-    def _structured(self, json_schema: dict) -> dict:
+    def _structured(self, **constraint) -> dict:
         from vllm import sampling_params as sp
 
         if hasattr(sp, "StructuredOutputsParams"):  # vLLM >= 0.10.2; guided_decoding was removed in 0.12
-            return {"structured_outputs": sp.StructuredOutputsParams(json=json_schema)}
-        return {"guided_decoding": sp.GuidedDecodingParams(json=json_schema)}
+            return {"structured_outputs": sp.StructuredOutputsParams(**constraint)}
+        return {"guided_decoding": sp.GuidedDecodingParams(**constraint)}
 
     def _run_batch(self, items: list[tuple[list[dict], object]]) -> list[Completion]:
         """Worker thread: one `chat` call for the whole batch."""

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Mapping
 from dataclasses import replace
 
 import orjson
 
 from ..net import retry_after
-from .base import Completion, PermanentLLMError, Sampling, TransientLLMError, response_format
+from .base import Completion, PermanentLLMError, Sampling, Structured, TransientLLMError, response_format
 from .pricing import price
+from .structured import grammar_fields
 
 # 408 request timeout, 409 lock contention, 429 rate limit and 5xx are worth retrying (as the openai SDK does).
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -22,8 +24,16 @@ _NO_CREDENTIALS = re.compile(
 )
 
 
-def request_body(model: str, messages: list[dict], sampling: Sampling, json_schema: dict | None) -> dict:
-    """The chat completion request body; optional fields only when set, so any compatible server accepts it."""
+def request_body(
+    model: str,
+    messages: list[dict],
+    sampling: Sampling,
+    json_schema: dict | None,
+    grammar: str | None = None,
+    structured: Structured = "auto",
+) -> dict:
+    """The chat completion request body; optional fields only when set, so any compatible server accepts it.
+    The schema goes as `response_format` unless structured is "off"; a grammar only when it is "on"."""
     if _REASONING_MODEL.match(model):
         # OpenAI's o-series and gpt-5 take max_completion_tokens and reject temperature, top_p and stop;
         # the agent does not rely on stop: parse_turn cuts a turn at an invented <tool_response> anyway
@@ -43,8 +53,10 @@ def request_body(model: str, messages: list[dict], sampling: Sampling, json_sche
         body["seed"] = sampling.seed + sampling.sample_index
     if sampling.stop:
         body["stop"] = list(sampling.stop)
-    if json_schema is not None:
+    if json_schema is not None and structured != "off":
         body["response_format"] = response_format(json_schema)
+    if grammar is not None and structured == "on":
+        body.update(grammar_fields(grammar))
     return body
 
 
@@ -91,6 +103,15 @@ def map_error(error: Exception) -> Exception:
     ):
         return TransientLLMError(message)  # dropped or refused connections, timeouts, cut-off bodies
     return error
+
+
+def raise_mapped(error: Exception) -> typing.NoReturn:
+    """Raise the Transient/Permanent error for `error` (from an `except` block), chained to it; `error` itself when
+    it needs no mapping, never chained to itself (an error that is its own cause loops whatever walks the chain)."""
+    mapped = map_error(error)
+    if mapped is error:
+        raise error
+    raise mapped from error
 
 
 def status_error(status: int, body: bytes, headers: Mapping | None) -> TransientLLMError | PermanentLLMError:

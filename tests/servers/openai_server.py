@@ -17,7 +17,8 @@ A `Reply` scripts one answer: `text`, `reasoning` (sent as `message.reasoning_co
 `status` and `headers`, `delay` seconds before answering (timeouts), `body` to send verbatim (non-JSON bodies),
 `drop=True` to close the connection without answering, `truncate=True` to send half the body under a full
 Content-Length. Shortcuts: `Reply.rate_limited(retry_after)`, `Reply.error(status)`, `Reply.dropped()`,
-`Reply.truncated()`, `Reply.garbage()`, `Reply.slow(seconds)`.
+`Reply.truncated()`, `Reply.garbage()`, `Reply.slow(seconds)`, `Reply.hang()` (no answer until the client gives up
+or the server stops). `FaultyResponder(inner, rate)` wraps a responder so a share of calls get a random fault.
 
 What the server records, per chat request: `requests` (JSON bodies), `request_headers` (lower-cased names),
 `arrivals` (time.monotonic()); and `request_count`, `in_flight`, `max_in_flight` (concurrent chat requests being
@@ -31,6 +32,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -93,6 +96,60 @@ class Reply:
     def slow(cls, seconds: float, text: str = "slow") -> Reply:
         """A normal answer after `seconds`."""
         return cls(text=text, delay=seconds)
+
+    @classmethod
+    def hang(cls) -> Reply:
+        """Accept the request and never answer (an hour, in practice: until the client gives up)."""
+        return cls(delay=3600.0)
+
+
+FAULTS = {  # what a flaky endpoint does, by how often (of the faulty calls)
+    "429": 3,
+    "500": 2,
+    "503": 2,
+    "hang": 2,
+    "drop": 2,
+    "truncated": 2,
+    "garbage": 2,
+    "slow": 1,
+}
+
+
+def fault(kind: str) -> Reply:
+    """One scripted fault by name (the keys of FAULTS)."""
+    return {
+        "429": lambda: Reply.rate_limited(retry_after=1),
+        "500": lambda: Reply.error(500),
+        "503": lambda: Reply.error(503, "overloaded"),
+        "hang": Reply.hang,
+        "drop": Reply.dropped,
+        "truncated": Reply.truncated,
+        "garbage": Reply.garbage,
+        "slow": lambda: Reply.slow(3.0),
+    }[kind]()
+
+
+class FaultyResponder:
+    """Answers like `inner`, except that a `rate` share of calls get a fault drawn from FAULTS (seeded); the slow
+    fault still answers, after a delay. `counts` says how many of each were served."""
+
+    def __init__(self, inner: Callable[[dict], Reply | str | dict], rate: float = 0.2, seed: int = 0) -> None:
+        self.inner, self.rate = inner, rate
+        self.random = random.Random(seed)
+        self.kinds = [k for k, n in FAULTS.items() for _ in range(n)]
+        self.counts: collections.Counter = collections.Counter()
+
+    def __call__(self, body: dict) -> Reply | str | dict:
+        if self.random.random() >= self.rate:
+            return self.inner(body)
+        kind = self.random.choice(self.kinds)
+        self.counts[kind] += 1
+        if kind == "slow":
+            answer = self.inner(body)
+            if isinstance(answer, Reply):
+                return dataclasses.replace(answer, delay=3.0)
+            return Reply(text=answer, delay=3.0) if isinstance(answer, str) else Reply(body=answer, delay=3.0)
+        return fault(kind)
 
 
 def echo(body: dict) -> Reply:

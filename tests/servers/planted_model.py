@@ -15,6 +15,9 @@ mistake; the choice is a hash of the prompt's key, so retries and reruns plant t
 - unstated_claim: a pair citing a page for a claim it does not state, or a description with a false fact;
 - unparseable: prose instead of JSON;
 - judge_yes: the funnel's judge says Correct to a wrong prediction.
+graphqa questions (servers/hard_model.py writes the careful ones) carry the same kinds: an answer swapped for another
+entity its page names, one condition where several were needed, the answer in the question, a condition with a
+false value, prose.
 Its agent searches for its answer, visits the top hit and answers; the visit extraction quotes the page's sentence.
 """
 
@@ -27,12 +30,14 @@ import re
 from collections import Counter
 
 from servers.agent_model import AgentModel
+from servers.hard_model import audit_qa
 from servers.truth_model import PHRASES, TruthModel
 from wdtk.crawler.sitegen.seeds import TEMPLATES
 from wdtk.synth.text import contains, normalize
 
 KINDS = ("wrong_answer", "ambiguous", "leaked_answer", "unstated_claim", "unparseable", "judge_yes")
 PAIR_KINDS = ("wrong_answer", "ambiguous", "leaked_answer", "unstated_claim", "unparseable")
+GRAPH_KINDS = PAIR_KINDS
 DESCRIPTION_KINDS = ("ambiguous", "leaked_answer", "unstated_claim", "unparseable")
 PROSE = "Sure! Here are a few good questions about these pages:\n1. Who is mentioned first?"
 
@@ -121,7 +126,9 @@ class PlantedModel(TruthModel):
             return PROSE
         if planted is not None:
             self.plant(kind, planted["question"])
-        return {"qa": [planted or pair]}
+        made = planted or pair
+        self.remember(made["question"], [fact["object_text"] if kind != "ambiguous" else made["answer"]], 1)
+        return {"qa": [made]}
 
     def pair(self, subject: dict, fact: dict, root: str, answer: str | None = None) -> dict:
         answer = answer or fact["object_text"]
@@ -211,6 +218,72 @@ class PlantedModel(TruthModel):
             if other:
                 false = {**f, "object": other["object"], "object_text": other["object_text"]}
                 return self.description(entity, [false], source)
+        return None
+
+    # --- graphqa --------------------------------------------------------------------------------------------
+
+    def compose_prompt(self, prompt: str):
+        walk = self.walk_of(prompt)
+        kind = self.draw("graph:" + "|".join(self.path(u) for u, _ in walk), GRAPH_KINDS)
+        if kind == "unparseable":
+            self.events[kind] += 1
+            return PROSE
+        careful = self.compose(walk, self.draw_value(prompt))
+        planted = getattr(self, f"graph_{kind}")(walk, careful, prompt) if kind and careful["question"] else None
+        if planted is None:
+            return careful
+        self.plant(kind, planted["question"])
+        self.remember(planted["question"], self.known[careful["question"]]["answers"], 2)
+        return planted
+
+    def graph_wrong_answer(self, walk, careful: dict, prompt: str) -> dict | None:
+        """Another entity of the answer's type that the page stating the answer names (not one the question hides)."""
+        target = self.by_name.get(normalize(careful["answer"]))
+        ends = [(c, k) for c in careful["claims"] for k in ("object", "subject")]
+        claim, end = next(((c, k) for c, k in ends if normalize(c[k]) == normalize(careful["answer"])), (None, None))
+        if target is None or claim is None:
+            return None
+        named = {i for f in self.stated_on[self.path(claim["source_url"])] for i in (f["subject"], f["object"])}
+        hidden = {normalize(h) for h in careful["hidden"]}
+        wrong = sorted(
+            i
+            for i in named - {target["id"]}
+            if i in self.entities
+            and self.entities[i]["type"] == target["type"]
+            and normalize(self.name(i)) not in hidden
+        )
+        if not wrong:
+            return None
+        name = self.name(wrong[0])
+        claims = [{**c, end: name} if c is claim else c for c in careful["claims"]]
+        return {
+            **careful,
+            "question": careful["question"].replace("?", " (as listed)?"),
+            "answer": name,
+            "claims": claims,
+        }
+
+    def graph_ambiguous(self, walk, careful: dict, prompt: str) -> dict | None:
+        loose = self.compose(walk, self.draw_value(prompt), loose=True)
+        verdict, _ = audit_qa(self.as_record(loose["answer"], loose["claims"], loose["hidden"]), self.world)
+        return (
+            loose
+            if verdict["solutions"] and verdict["solutions"] > 1 and loose["question"] != careful["question"]
+            else None
+        )
+
+    def graph_leaked_answer(self, walk, careful: dict, prompt: str) -> dict:
+        return {**careful, "question": f"{careful['question'][:-1]} (listed as {careful['answer']})?"}
+
+    def graph_unstated_claim(self, walk, careful: dict, prompt: str) -> dict | None:
+        """A condition whose value is moved forty years (or its number doubled): its page does not state it."""
+        for i, c in enumerate(careful["claims"]):
+            if "approx" in c and c["object"][-4:].isdigit():
+                year = int(c["object"][-4:]) + 40
+                false = {**c, "object": c["object"][:-4] + str(year), "approx": f"the {year // 10 * 10}s"}
+                claims = careful["claims"][:i] + [false] + careful["claims"][i + 1 :]
+                question = careful["question"].replace(c["approx"], false["approx"])
+                return {**careful, "question": question, "claims": claims}
         return None
 
     # --- the judge ---------------------------------------------------------------------------------

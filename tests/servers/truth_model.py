@@ -3,7 +3,8 @@ generated site's ground truth, like a careful model, and mixes in pairs that the
 
 Every pair and description comes with its claims ({subject, relation, object, source_url}); descriptions name the
 fewest facts (two or three where it can) that fit the entity alone in the world. The claim check answers truthfully:
-a claim is supported when a fact stated on that page joins its two ends.
+a claim is supported when a fact stated on that page joins its two ends. The hard-question prompts (graphqa, the
+uniqueness check, the difficulty gate's solver) are answered by servers/hard_model.py.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections import defaultdict
 from itertools import combinations
 from urllib.parse import urlsplit
 
+from servers.hard_model import HardModel
 from wdtk.synth.text import normalize
 
 # relation -> (how a description says it, the claim's relation, an attribute name); {o}: the object, {a}: its article
@@ -45,11 +47,14 @@ PHRASES = {
 }
 
 
-class TruthModel:
+class TruthModel(HardModel):
     """Answers wdtk's prompts from the ground truth, like a careful model, plus planted mistakes."""
+
+    named_descriptions = False  # bench/hardness.py: descriptions name an entity where they can
 
     def __init__(self, truth: dict, base: str | None = None):
         self.base = base  # None: any host (a server whose port is not known in advance)
+        self.truth = truth
         self.entities = {e["id"]: e for e in truth["entities"]}
         self.by_name = {normalize(e["name"]): e for e in truth["entities"]}
         self.by_path = {e["url"]: e for e in truth["entities"]}
@@ -68,6 +73,8 @@ class TruthModel:
 
     def __call__(self, body: dict) -> str:
         prompt = body["messages"][-1]["content"]
+        if (reply := self.hard_reply(prompt, body)) is not None:
+            return reply
         if prompt.startswith("You write question-answer pairs"):
             return as_text(self.crawlqa(prompt))
         if prompt.startswith("Decide whether the evidence"):
@@ -117,6 +124,7 @@ class TruthModel:
             "claims": claims,
         }
         made_up = [{**claims[0], "object": "Nowhere Special"}]
+        self.remember(good["question"], [good["answer"]], 1)
         return {
             "qa": [
                 good,
@@ -174,14 +182,16 @@ class TruthModel:
         return self.description(entity, facts, source)
 
     def usable(self, entity: dict, answer: str) -> list[dict]:
-        """The entity's facts a description may use: stated on its page, not giving the answer away."""
-        return [
+        """The entity's facts a description may use: stated on its page, not giving the answer away (with
+        `named_descriptions`, facts naming another entity first, so a later E2HQA round has a name to replace)."""
+        facts = [
             f
             for f in self.facts_of[entity["id"]]
             if f["relation"] in PHRASES
             and entity["url"] in f["pages"]
             and normalize(answer) not in normalize(f["object_text"])
         ]
+        return sorted(facts, key=lambda f: f["object_type"] != "entity") if self.named_descriptions else facts
 
     def fitting(self, facts: list[dict]) -> set[str]:
         """Entities with every (relation, object) of `facts`."""
