@@ -239,7 +239,8 @@ def test_the_shipped_recipes_check_and_dry_run_without_writing(tmp_path, name):
 
 
 def test_the_demo_is_its_recipe_and_prints_it(tmp_path):
-    args = ["demo", "--dir", str(tmp_path / "d"), "--max-groups", "3", "--model", "openai:x", "--print-recipe"]
+    args = ["demo", "--dir", str(tmp_path / "d"), "--max-groups", "3", "--model", "openai:x", "--structured", "off",
+            "--print-recipe"]  # fmt: skip
     printed = CliRunner().invoke(main, args)
     assert printed.exit_code == 0, printed.output
     shipped = (ROOT / "recipes" / "demo.yaml").read_text()
@@ -247,6 +248,7 @@ def test_the_demo_is_its_recipe_and_prints_it(tmp_path):
     recipe = parse(printed.output, "printed.yaml")
     resolved = resolve(recipe)
     assert resolved["synth"]["max_groups"] == 3 and resolved["model"] == "openai:x"
+    assert resolved["synth"]["structured"] == resolved["sample"]["structured"] == "off"  # both stages that ask
     demo_params = {p.name for p in main.get_command(click.Context(main), "demo").params} - {"print_recipe"}
     assert resolved["site"]["pages"] == _default("pages") and resolved["sample"]["rollouts"] == _default("rollouts")
     crawl_only = CliRunner().invoke(main, ["demo", "--max-groups", "0", "--print-recipe"]).output
