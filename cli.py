@@ -77,6 +77,7 @@ def main() -> None:
     Environment:
       WDTK_MODEL, WDTK_API_BASE        --model and --api-base of every LLM stage
       WDTK_JUDGE_MODEL, WDTK_JUDGE_API_BASE   --judge and --judge-api-base
+      WDTK_SOLVER_MODEL, WDTK_SOLVER_API_BASE   the difficulty gate's solver (wdtk filter --difficulty)
       OPENAI_API_KEY                   the key of an OpenAI-compatible endpoint
       ANTHROPIC_API_KEY, GEMINI_API_KEY ...   provider keys, read by litellm
       SERPER_API_KEY                   --search serper:URL
@@ -201,7 +202,8 @@ def run_cmd(recipe: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_
     Each stage's options sit under its name, spelled as its command's (`wdtk sample --max-questions` is
     sample.max_questions); see recipes/ and schemas/recipe.schema.json. Secrets only from the environment:
     OPENAI_API_KEY and other provider keys, SERPER_API_KEY, HF_TOKEN. Models not in the recipe come from
-    WDTK_MODEL, WDTK_API_BASE, WDTK_JUDGE_MODEL and WDTK_JUDGE_API_BASE, as for the stage commands.
+    WDTK_MODEL, WDTK_API_BASE, WDTK_JUDGE_MODEL, WDTK_JUDGE_API_BASE, WDTK_SOLVER_MODEL and WDTK_SOLVER_API_BASE,
+    as for the stage commands (a judge left to the embedded model is exact match: its verdicts are at chance).
     A rerun resumes; a changed option reruns its stage and what depends on it, and says so. The resolved recipe
     (every option, defaults included) is written to DIR/recipe.yaml and goes into the dataset card.
     """

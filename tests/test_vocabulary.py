@@ -19,6 +19,8 @@ ENV = {  # what each command reads from the environment, beyond its options' env
         "WDTK_API_BASE",
         "WDTK_JUDGE_MODEL",
         "WDTK_JUDGE_API_BASE",
+        "WDTK_SOLVER_MODEL",
+        "WDTK_SOLVER_API_BASE",
         "OPENAI_API_KEY",
         "HF_TOKEN",
         "SERPER_API_KEY",

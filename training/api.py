@@ -66,12 +66,12 @@ def crawl(run_dir: str | Path, *, restart: bool = False, **options) -> dict:
 
 
 def synth(run_dir: str | Path, *, restart: bool = False, **options) -> dict:
-    """CRAWLQA and E2HQA into DIR/synth, as `wdtk synth`."""
+    """CRAWLQA and E2HQA (GRAPHQA too when `methods` names it) into DIR/synth, as `wdtk synth`."""
     return _call("synth", run_dir, restart, options)
 
 
 def filter(run_dir: str | Path, *, restart: bool = False, **options) -> dict:  # noqa: A001 (the stage's name)
-    """Filter DIR/synth's QA into DIR/filter, as `wdtk filter`."""
+    """Filter DIR/synth's QA into DIR/filter, as `wdtk filter` (with search or difficulty: its LLM gates too)."""
     return _call("filter", run_dir, restart, options)
 
 
