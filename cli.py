@@ -15,15 +15,13 @@ from .synth.options import (
     STRUCTURED,
     max_groups_option,
     max_questions_option,
-    prepare_judge,
-    prepare_model,
     rollouts_option,
     run_dir_option,
 )
 
 # --help lists the commands in the order a run uses them, not alphabetically
-ORDER = ("demo", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "audit", "push",
-         "eval", "evolve", "validate")  # fmt: skip
+ORDER = ("demo", "run", "site", "crawl", "index", "synth", "filter", "sample", "funnel", "export", "report", "audit",
+         "push", "eval", "evolve", "validate")  # fmt: skip
 
 
 # Stage commands live beside their stages and are imported only when used: several pull in pyarrow, numpy or
@@ -79,6 +77,7 @@ def main() -> None:
     Environment:
       WDTK_MODEL, WDTK_API_BASE        --model and --api-base of every LLM stage
       WDTK_JUDGE_MODEL, WDTK_JUDGE_API_BASE   --judge and --judge-api-base
+      WDTK_SOLVER_MODEL, WDTK_SOLVER_API_BASE   the difficulty gate's solver (wdtk filter --difficulty)
       OPENAI_API_KEY                   the key of an OpenAI-compatible endpoint
       ANTHROPIC_API_KEY, GEMINI_API_KEY ...   provider keys, read by litellm
       SERPER_API_KEY                   --search serper:URL
@@ -135,6 +134,7 @@ def validate(paths: tuple[Path, ...], kind: str) -> None:
     "whose verdicts are at chance]",
 )  # fmt: skip
 @STRUCTURED
+@click.option("--print-recipe", is_flag=True, help="Print the recipe these options make (recipes/demo.yaml) and stop.")
 def demo(
     run_dir: Path,
     pages: int,
@@ -148,140 +148,74 @@ def demo(
     rollouts: int,
     judge_model: str | None,
     structured: str,
+    print_recipe: bool,
 ) -> None:
     """Run the whole pipeline offline on a generated site, and write RUN/report.html.
 
     Builds a site, serves it on 127.0.0.1, crawls and indexes it, synthesises QA (CRAWLQA, E2HQA), filters the
     QA, samples ReAct trajectories, runs the funnel (validity, judge, quality), exports the SFT and RL sets, and
     writes the report. With the embedded model everything runs on the CPU and little survives; point --model at a
-    real LLM for real data.
+    real LLM for real data. It is the recipe recipes/demo.yaml with these options' values (--print-recipe shows
+    it): a rerun resumes, and a changed option reruns only what it changes.
     """
-    from .crawler.commands import run_crawl
-    from .crawler.sitegen import build_site, start_server
-    from .crawler.sitegen.seeds import simple_seeds
     from .schemas.runlog import log_command
+    from .training.recipe import demo_recipe
+    from .training.runner import run_recipe
+
+    params = dict(click.get_current_context().params)
+    params.pop("print_recipe")
+    recipe = demo_recipe(params)
+    if print_recipe:
+        click.echo(recipe.text, nl=False)
+        return
+    started = time.monotonic()
+    log_command(run_dir)
+    summaries = run_recipe(recipe, say=click.echo)
+    (run_dir / "demo_summary.json").write_text(json.dumps(summaries, indent=2, default=str))
+    report = summaries.get("report", {}).get("path", run_dir / "report.html")
+    click.echo(f"done in {time.monotonic() - started:.1f}s; report in {report}")
+
+
+@main.command("run")
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dir", "run_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="The run directory.  [default: the recipe's `dir`, else runs/RECIPE_NAME]")  # fmt: skip
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="STAGE.OPTION=VALUE",
+    help="Override one option of the recipe, VALUE read as YAML (repeatable): --set sample.rollouts=2.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and the LLM estimate: run nothing.")
+@click.option(
+    "--history",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Earlier run directories whose measured averages the estimate uses (repeatable).",
+)
+@click.option("--restart", is_flag=True, help="Run every stage from scratch instead of resuming.")
+def run_cmd(recipe: Path, run_dir: Path | None, overrides: tuple[str, ...], dry_run: bool, history: tuple[Path, ...],
+            restart: bool) -> None:  # fmt: skip
+    """Run a whole recipe: crawl, synth, filter, sample, funnel, export, report (audit, push) from one YAML file.
+
+    Each stage's options sit under its name, spelled as its command's (`wdtk sample --max-questions` is
+    sample.max_questions); see recipes/ and schemas/recipe.schema.json. Secrets only from the environment:
+    OPENAI_API_KEY and other provider keys, SERPER_API_KEY, HF_TOKEN. Models not in the recipe come from
+    WDTK_MODEL, WDTK_API_BASE, WDTK_JUDGE_MODEL, WDTK_JUDGE_API_BASE, WDTK_SOLVER_MODEL and WDTK_SOLVER_API_BASE,
+    as for the stage commands (a judge left to the embedded model is exact match: its verdicts are at chance).
+    A rerun resumes; a changed option reruns its stage and what depends on it, and says so. The resolved recipe
+    (every option, defaults included) is written to DIR/recipe.yaml and goes into the dataset card.
+    """
+    from .schemas.runlog import log_command
+    from .training.recipe import load
+    from .training.runner import run_recipe
 
     started = time.monotonic()
-    groups, questions = max_groups, limit
-    if groups:
-        model = prepare_model(model, api_base)
-        # the embedded model judges no better than chance (bench/structured.py): exact match decides for it
-        judge = None if judge_model == "none" else judge_model or (None if model == "embedded" else model)
-        if judge != model:
-            prepare_judge(judge, None)
-    (run_dir / "commands.jsonl").unlink(missing_ok=True)  # the demo starts its run afresh
-    log_command(run_dir)
-    site_dir = run_dir / "site"
-    summary = {"site": build_site(site_dir, pages=pages, seed=seed)}
-    click.echo(f"[1/7] built a {summary['site']['pages']}-page site in {site_dir} ({summary['site']['seconds']:.1f}s)")
-    server, base_url = start_server(site_dir)
-    try:
-        click.echo(f"[2/7] crawling {base_url}/ (served from {site_dir})")
-        summary["crawl"] = run_crawl(
-            [base_url + "/"], run_dir / "crawl", max_pages=max_pages, max_depth=4, throttle=False, restart=True
-        )
-    finally:
-        server.shutdown()
-    if groups:
-        seeds = simple_seeds(site_dir, 3)
-        small = {**_SMALL, "structured": structured}
-        summary["synth"] = _demo_synth(run_dir, groups, rewrites, model, api_base, seeds, small)
-        summary["filter"] = _demo_filter(run_dir, seeds)
-        if questions and summary["filter"]["kept"]:
-            summary["sample"] = _demo_sample(run_dir, model, api_base, questions, rollouts, small)
-            summary["funnel"] = _demo_funnel(run_dir, judge, api_base if judge == model else None)
-    summary["report"] = str(_demo_report(run_dir))
-    from .report.audit import demo_lines  # the audit of the demo's data against its site's truth
-
-    click.echo("\n".join(demo_lines(run_dir)))
-    (run_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
-    click.echo(f"done in {time.monotonic() - started:.1f}s; report in {summary['report']}")
-
-
-_SMALL = {"concurrency": 32, "rpm": None, "tpm": None, "workers": 0, "scheduler": None, "partition_size": 16}
-
-
-def _demo_synth(
-    run_dir: Path, groups: int, rewrites: int, model: str, api_base: str | None, seeds, opts: dict
-) -> dict:
-    """Synthesis on small budgets (the embedded model runs on the CPU), E2HQA also fed seeds from the site's truth."""
-    from .synth.commands import synthesise
-    from .synth.crawlqa import CrawlQAConfig
-    from .synth.e2hqa import E2HQAConfig
-
-    click.echo(f"[3/7] synthesising QA with {model}: CRAWLQA on {groups} page groups, {rewrites} E2HQA round(s)")
-    small = model == "embedded"
-    crawlqa_cfg = CrawlQAConfig(max_sublinks=2, max_page_chars=1200, max_tokens=384) if small else CrawlQAConfig()
-    e2hqa_cfg = E2HQAConfig(rewrites=rewrites, max_tokens=160 if small else 512)
-    return synthesise(
-        run_dir,
-        rewrites=rewrites,
-        max_groups=groups,
-        model=model,
-        api_base=api_base,
-        restart=True,
-        crawlqa_cfg=crawlqa_cfg,
-        e2hqa_cfg=e2hqa_cfg,
-        extra_seeds=seeds,
-        **opts,
-    )
-
-
-def _demo_filter(run_dir: Path, seeds: list[dict]) -> dict:
-    """Filter the synthesised QA, plus the site's seed questions, so that sampling has questions to work on."""
-    from .filters.qa_filter import FilterConfig, run
-    from .schemas import mark_complete, write_records
-    from .synth.e2hqa import seed_record
-
-    seed_dir = run_dir / "synth" / "seeds" / "records"
-    write_records([seed_record(s) for s in seeds], seed_dir / "00000.jsonl.gz", kind="qa")
-    mark_complete(seed_dir)  # the whole of this input: the filter refuses directories not marked so
-    sources = [
-        p for p in (run_dir / "synth" / "crawlqa" / "records", run_dir / "synth" / "e2hqa" / "records", seed_dir)
-    ]
-    summary = run([p for p in sources if p.exists()], run_dir / "filter", FilterConfig())
-    dropped = ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()) or "none dropped"
-    click.echo(f"[4/7] filtered QA: kept {summary['kept']} of {summary['in']} ({dropped})")
-    return summary
-
-
-def _demo_sample(run_dir: Path, model: str, api_base: str | None, questions: int, rollouts: int, opts: dict) -> dict:
-    """A few rollouts on short budgets: the embedded model writes a turn in seconds, not milliseconds."""
-    from .synth.agent.loop import AgentConfig
-    from .synth.options import run_with_progress, stage_backends
-    from .synth.sample import SampleConfig, run
-
-    click.echo(f"[5/7] sampling {rollouts} trajectories for each of up to {questions} questions with {model}")
-    small = model == "embedded"
-    if small:  # valid turns go on to read results and pages: prompts and replies are held short (the CPU's time)
-        agent = AgentConfig(
-            max_calls=3, max_new_tokens=160, max_context_tokens=3072, search_k=3, max_observation_chars=2000
-        )
-        cfg = SampleConfig(rollouts=rollouts, agent=agent, visit_max_tokens=192, visit_max_chars=2000)
-    else:
-        cfg = SampleConfig(rollouts=rollouts)
-    backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{run_dir / 'index'}", **opts)
-    out = run_dir / "sample"
-    sources = [run_dir / "filter" / "records"]
-    return run_with_progress("sample", out, True, lambda p: run(sources, out, cfg, backends, run_opts, questions, p))
-
-
-def _demo_funnel(run_dir: Path, judge: str | None, api_base: str | None) -> dict:
-    from .filters.commands import funnel
-    from .filters.funnel import FunnelConfig
-
-    click.echo(f"[6/7] funnel: validity, correctness (judge: {judge or 'exact match'}), quality; then the exports")
-    return funnel(run_dir, [run_dir / "sample" / "records"], None, FunnelConfig(), judge, api_base)
-
-
-def _demo_report(run_dir: Path) -> Path:
-    from .report.gather import gather
-    from .report.html import render
-
-    out = run_dir / "report.html"
-    out.write_text(render(gather(run_dir)), encoding="utf-8")
-    click.echo(f"[7/7] report -> {out}")
-    return out
+    loaded = load(recipe, [*overrides, *([f"dir={json.dumps(str(run_dir))}"] if run_dir else [])])
+    run_recipe(loaded, restart=restart, dry_run=dry_run, history=history, say=click.echo, log=log_command)
+    if not dry_run:
+        click.echo(f"done in {time.monotonic() - started:.1f}s")
 
 
 if __name__ == "__main__":

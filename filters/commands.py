@@ -118,14 +118,15 @@ def filter_cmd(
     with dask_client(workers, scheduler) as client:
         summary = run(sources, out_dir, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
     if kind == "qa" and (gate_opts["search"] or gate_opts["difficulty"]):
-        summary = _gates(out_dir, workers, scheduler, **gate_opts)
+        summary = gates_step(out_dir, workers, scheduler, **gate_opts)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:
         click.echo("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["dropped"].items()))
 
 
-def _gates(out_dir: Path, workers: int, scheduler: str | None, **o) -> dict:
-    """Run the LLM gates on the filter's kept records (filters/gates.py); the updated filter summary."""
+def gates_step(out_dir: Path, workers: int, scheduler: str | None, **o) -> dict:
+    """Run the LLM gates on the filter's kept records (filters/gates.py); the updated filter summary. `o`: the gate
+    options' values by parameter name; what `wdtk filter` and a recipe's filter run."""
     from ..synth.options import difficulty_config, require_index, stage_backends
     from ..synth.rivals import RivalConfig
     from .gates import GatesConfig, apply

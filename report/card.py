@@ -68,7 +68,7 @@ JSON, which `datasets` >= 4 returns as the original objects and other Parquet re
 - Prompt versions: {prompt_version}
 - wdtk versions of the records: {wdtk_version}; pushed with wdtk {version}
 - Commands that made it: {commands}
-"""
+{recipe}"""
 
 
 def render_card(
@@ -111,7 +111,7 @@ def render_card(
         default=default, run=run.resolve().name, missing=left_out, sources=_sources(run),
         configs="\n".join("| " + " | ".join(map(str, row)) + " |" for row in cells),
         repo_id=repo_id or "ORG/NAME", stages="\n".join(_stage_rows(run, funnel)), totals=totals if funnel else "",
-        judge=_judge(funnel), commands=commands, **listing,
+        judge=_judge(funnel), commands=commands, recipe=_recipe(run), **listing,
     )  # fmt: skip
 
 
@@ -172,6 +172,23 @@ def _scrub(argv: list[str]) -> list[str]:
             hide_next = True
         out.append(_URL.sub(lambda m: m.group(0) if not _private(_host(m.group(0))) else f"{m.group(1)}://LOCAL", arg))
     return out
+
+
+def _recipe(run: Path) -> str:
+    """The resolved recipe that made the run (`wdtk run` writes RUN/recipe.yaml), endpoints and private hosts out."""
+    path = run / "recipe.yaml"
+    if not path.is_file():
+        return ""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        key, sep, value = line.partition(":")
+        flag = "--" + key.strip().lstrip("- ").replace("_", "-")
+        if sep and _ENDPOINT_FLAG.match(flag) and value.strip() not in ("", "null"):
+            line = f"{key}: {ENDPOINT}"
+        lines.append(_scrub(redact([line]))[0])
+    return "\n## Recipe\n\nThe recipe it ran, every option resolved (`wdtk run` takes it as it is):\n\n```yaml\n" + (
+        "\n".join(lines) + "\n```\n"
+    )
 
 
 def _host(url: str) -> str:

@@ -225,27 +225,36 @@ def e2hqa_cmd(
 
 def hops_range(text: str) -> tuple[int, int]:
     """Walk hops from "3..6" (or "4") as (min, max)."""
-    low, _, high = text.partition("..")
+    from .linkgraph import parse_hops
+
     try:
-        low_n, high_n = int(low), int(high or low)
-    except ValueError:
-        raise click.BadParameter(f"expected MIN..MAX, e.g. 3..6, not {text!r}") from None
-    if not 1 <= low_n <= high_n:
-        raise click.BadParameter(f"expected 1 <= MIN <= MAX, not {text!r}")
-    return low_n, high_n
+        return parse_hops(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def graphqa_step(
-    run_dir: Path, hops: tuple[int, int], max_walks, model, api_base, restart=False, difficulty=None, **opts
+    run_dir: Path,
+    hops: tuple[int, int],
+    max_walks,
+    model,
+    api_base,
+    restart=False,
+    cfg=None,
+    difficulty=None,
+    **opts,
 ) -> dict:
-    """graphqa on run_dir/crawl/pages into run_dir/synth/graphqa, its uniqueness check searching run_dir/index."""
+    """graphqa on run_dir/crawl/pages into run_dir/synth/graphqa, its uniqueness check searching run_dir/index;
+    `cfg` (a GraphQAConfig, default the stage's) walks `hops` links; `difficulty` gates what it keeps."""
+    from dataclasses import replace
+
     from . import graphqa
-    from .linkgraph import WalkConfig
 
     pages = run_dir / "crawl" / "pages"
     index = _ensure_index(pages, run_dir / "index")
     backends, run_opts = stage_backends(run_dir, model, api_base, f"bm25:{index}", **opts)
-    cfg = graphqa.GraphQAConfig(walk=WalkConfig(min_hops=hops[0], max_hops=hops[1]))
+    cfg = cfg or graphqa.GraphQAConfig()
+    cfg = replace(cfg, walk=replace(cfg.walk, min_hops=hops[0], max_hops=hops[1]))
     out = run_dir / "synth" / "graphqa"
     return run_with_progress(
         "graphqa", out, restart, lambda p: graphqa.run(pages, out, cfg, backends, run_opts, max_walks, p, difficulty)

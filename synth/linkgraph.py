@@ -40,6 +40,18 @@ class WalkConfig:
     max_page_chars: int = 20_000  # of each page's text carried in a walk
 
 
+def parse_hops(text: str) -> tuple[int, int]:
+    """Walk hops from "3..6" (or "4") as (min, max); ValueError unless 1 <= MIN <= MAX."""
+    low, _, high = str(text).partition("..")
+    try:
+        low_n, high_n = int(low), int(high or low)
+    except ValueError:
+        raise ValueError(f"expected MIN..MAX, e.g. 3..6, not {text!r}") from None
+    if not 1 <= low_n <= high_n:
+        raise ValueError(f"expected 1 <= MIN <= MAX, not {text!r}")
+    return low_n, high_n
+
+
 def _bare(url: str) -> str:
     """A URL without its query and fragment: how a link with a view or language parameter finds its page."""
     parts = urlsplit(url)

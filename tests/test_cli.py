@@ -25,7 +25,7 @@ def test_version_and_help():
     assert invoke("--version").output.strip() == f"wdtk, version {__version__}"
     out = invoke("--help").output
     listed = [line.split()[0] for line in out.split("Commands:")[1].splitlines() if line.strip()]
-    assert listed[:3] == ["demo", "site", "crawl"]  # in the order a run uses them
+    assert listed[:4] == ["demo", "run", "site", "crawl"]  # the whole runs, then the stages in the order a run uses
     assert set(listed) >= {"synth", "filter", "sample", "funnel", "export", "report", "push", "eval", "evolve"}
     for command in listed:  # every command explains itself
         assert len(invoke(command, "--help").output.split("\n")) > 5
@@ -121,8 +121,8 @@ def test_demo_runs_every_stage_and_writes_the_report(tmp_path, openai_server):
         [sys.executable, "-m", "wdtk.cli", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for step in range(1, 8):
-        assert f"[{step}/7]" in proc.stdout
+    for step, name in enumerate(["site", "crawl", "synth", "filter", "sample", "funnel", "export", "report", "audit"]):
+        assert f"[{step + 1}/9] {name}: not run yet" in proc.stdout  # recipes/demo.yaml, stage by stage
     summary = json.loads((run_dir / "demo_summary.json").read_text())
     assert summary["filter"]["kept"] >= 3
     assert summary["sample"]["kept"] == 3 * min(5, summary["filter"]["kept"])

@@ -1,6 +1,7 @@
 """The package's shape: data flows one way (schemas -> crawler -> synth -> filters -> report -> training -> cli), and
 no modules import each other in a loop. Every import counts, those inside functions too: a lazy import is still a
-dependency."""
+dependency. The root package `wdtk` is the Python API over them all (`wdtk.run`, `wdtk.stages`, imported lazily), so
+it sits on top; what the floors take from it is `__version__`, a constant, not the API."""
 
 from __future__ import annotations
 
@@ -40,7 +41,8 @@ def imports(path: Path, modules: dict[str, Path]) -> set[str]:
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = absolute(path, node.level, node.module)
-            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names
+                     if (base, a.name) != ("wdtk", "__version__")]  # fmt: skip
         else:
             continue
         found.update(n for n in names if n in modules)
@@ -49,7 +51,9 @@ def imports(path: Path, modules: dict[str, Path]) -> set[str]:
 
 def floor(module: str) -> int:
     parts = module.split(".")
-    return FLOORS.index(parts[1]) if len(parts) > 1 and parts[1] in FLOORS else -1  # wdtk itself: below all
+    if module == "wdtk":  # the Python API, above every floor
+        return len(FLOORS)
+    return FLOORS.index(parts[1]) if len(parts) > 1 and parts[1] in FLOORS else -1
 
 
 def graph() -> dict[str, set[str]]:

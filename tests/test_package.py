@@ -23,7 +23,8 @@ def test_wheel_holds_only_the_wdtk_package(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     names = zipfile.ZipFile(next(tmp_path.glob("wdtk-*.whl"))).namelist()
     assert {n.split("/")[0] for n in names} == {"wdtk", "wdtk-0.1.0.dist-info"}
-    for kind in ("page", "qa", "trajectory", "judgement"):
+    assert "wdtk/recipes/demo.yaml" in names  # `wdtk demo` runs it
+    for kind in ("page", "qa", "trajectory", "judgement", "recipe"):
         assert f"wdtk/schemas/{kind}.schema.json" in names
     assert "wdtk/cli.py" in names and "wdtk/crawler/spiders/sublinks.py" in names
     assert not any(n.startswith(("wdtk/tests/", "wdtk/bench/", "wdtk/scripts/")) for n in names)

@@ -11,9 +11,20 @@ from click.testing import CliRunner
 
 from wdtk.cli import main
 
-STAGES = ["demo", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval", "evolve"]
+STAGES = ["demo", "run", "index", "synth", "filter", "sample", "funnel", "export", "report", "push", "eval", "evolve"]
 ENV = {  # what each command reads from the environment, beyond its options' envvars
     "demo": ["WDTK_MODEL", "WDTK_API_BASE", "WDTK_JUDGE_MODEL", "WDTK_CACHE_DIR"],
+    "run": [
+        "WDTK_MODEL",
+        "WDTK_API_BASE",
+        "WDTK_JUDGE_MODEL",
+        "WDTK_JUDGE_API_BASE",
+        "WDTK_SOLVER_MODEL",
+        "WDTK_SOLVER_API_BASE",
+        "OPENAI_API_KEY",
+        "HF_TOKEN",
+        "SERPER_API_KEY",
+    ],
     "synth": ["WDTK_MODEL", "WDTK_API_BASE", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "WDTK_CACHE_DIR"],
     "sample": ["WDTK_MODEL", "WDTK_API_BASE", "SERPER_API_KEY", "OPENAI_API_KEY"],
     "funnel": ["WDTK_JUDGE_MODEL", "WDTK_JUDGE_API_BASE"],
@@ -42,7 +53,7 @@ def help_of(*names: str) -> str:
 @pytest.mark.parametrize("name", STAGES)
 def test_every_stage_takes_the_run_directory_as_dir(name):
     assert "--dir DIRECTORY" in help_of(name)
-    if name not in ("demo", "synth", "evolve"):  # these write several stages under DIR
+    if name not in ("demo", "run", "synth", "evolve"):  # these write several stages under DIR
         assert "-o, --out" in help_of(name)
 
 
