@@ -230,6 +230,51 @@ def test_the_turn_grammar_takes_rendered_turns_and_refuses_broken_ones():
     assert not accepts(turn("Hm.", answer="word " * 60))  # an answer past its 48 tokens: </answer> comes first
 
 
+@pytest.mark.parametrize("budget", [160, 256, 512, 2048])
+def test_the_longest_call_the_grammar_allows_fits_the_turns_budget(budget):
+    """At one token a character (the worst case: digits, underscores), the longest call the grammar takes fits
+    the tokens the turn keeps for its action, and the thought the rest: a budget-cut call is no longer possible.
+    The demo's 160-token turns once ended a rollout in format_error with three rambling 120-character queries."""
+    import llguidance
+    import llguidance.hf
+
+    from wdtk.synth.llm.grammar import from_lark
+
+    tok = plain_tokenizer()
+    url = "http://127.0.0.1:1/wiki/Halvard_Institute"
+    grammar = from_lark(react.turn_grammar(react.TOOLS, budget, [url]))
+
+    def accepts(text: str) -> bool:
+        matcher = llguidance.LLMatcher(llguidance.hf.from_tokenizer(tok), grammar, log_level=0)
+        return matcher.consume_tokens(tok(text, add_special_tokens=False)["input_ids"]) and matcher.is_accepting()
+
+    items, chars = react.call_bounds(budget)
+    think = "x" * ((budget - react.action_tokens(budget)) * 2)
+    shown = [url] + [f"{url}/{'7' * n}" for n in range(10, 400, 10)]
+    fits = react.visit_urls(shown, budget)
+    assert url in fits and len(fits) < len(shown)  # the site's URLs fit; a very long one cannot be visited here
+    grammar = from_lark(react.turn_grammar(react.TOOLS, budget, shown))
+    longest = [
+        ({"name": "search", "arguments": {"query": ["7" * chars] * items}}, []),
+        ({"name": "visit", "arguments": {"url": [fits[-1]] * items, "goal": "7" * react.VISIT_GOAL_CHARS}},
+         [fits[-1]] * items),
+    ]  # fmt: skip
+    for call, urls in longest:
+        assert accepts(turn(think, call=call))
+        action = turn(think, call=call).split("</think>\n", 1)[1]
+        # what the model writes: at least one character a token; what it copies (URLs) and the fixed text around
+        # it (tags, keys, punctuation): at least two
+        written = sum(len(v) for v in json.dumps(call["arguments"])[1:].split('"')[1::2]) - sum(map(len, urls))
+        written -= sum(len(k) for k in call["arguments"])  # the keys are fixed text
+        tokens = written + (len(action) - written + 1) // 2
+        assert tokens <= react.action_tokens(budget), (call, tokens)
+    too_long = {"name": "visit", "arguments": {"url": [shown[-1]], "goal": "g"}}
+    assert shown[-1] not in fits and not accepts(turn("Hm.", call=too_long))
+    assert len(think) + react.action_tokens(budget) <= 2 * budget  # the thought: two characters a token left
+    assert not accepts(turn("Hm.", call={"name": "search", "arguments": {"query": ["7" * (chars + 1)]}}))
+    assert not accepts(turn("Hm.", call={"name": "search", "arguments": {"query": ["q"] * (items + 1)}}))
+
+
 def test_tightened_schemas_still_accept_what_the_original_requires():
     from wdtk.synth.llm.jsonout import schema_error
     from wdtk.synth.llm.structured import MAX_ITEMS, tightened

@@ -282,7 +282,7 @@ DESCRIBE: dict[str, Callable[[dict], str]] = {
     "crawl": lambda s: f"{s.get('pages', 0)} pages",
     "synth": lambda s: "; ".join(f"{name} {_counts(x)}" for name, x in s.items()),
     "filter": _counts,
-    "sample": lambda s: f"{s['kept']} trajectories for {s['items']} questions",
+    "sample": lambda s: f"{s['kept']} trajectories for {s.get('questions', s['items'])} questions",
     "funnel": lambda s: f"kept {s['kept']} of {s['trajectories']} trajectories; {s['rl_pool']} to the RL pool",
     "export": lambda s: ", ".join(f"{k} {s[k]}" for k in ("sft", "webdancer", "rl")),
     "report": lambda s: f"{s['path']} ({s['kb']} KB)",

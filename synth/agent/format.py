@@ -92,7 +92,9 @@ _VALIDATORS = {t["function"]["name"]: Draft202012Validator(t["function"]["parame
 MAX_ARGUMENT_CHARS = 120  # per string in a constrained tool call: a small model would otherwise ramble to the budget
 MAX_ANSWER_TOKENS = 48  # an answer is a short phrase; the grammar closes </answer> after this many tokens
 MAX_CALL_ITEMS = 3  # queries or URLs per constrained call (the tools take up to 5)
-TURN_OVERHEAD_TOKENS = 96  # tags and a tool call: what a constrained turn keeps free of thinking
+TURN_OVERHEAD_TOKENS = 112  # the least a constrained turn keeps free of thinking, for its action
+CALL_FRAME_TOKENS = 48  # a call's tags, tool name, keys and punctuation: about 90 characters of common text
+VISIT_GOAL_CHARS = 24  # a constrained visit's goal: what to look for, in a few words
 
 _URL = re.compile(r"https?://[^\s)\]>\"']+")  # as the funnel finds them (filters/funnel.py)
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -217,13 +219,18 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
     """One turn as a Lark grammar (llguidance's dialect, which vLLM's and SGLang's grammar backends read too):
     `<think>` thoughts `</think>`, then exactly one `<tool_call>` whose JSON names a listed tool with arguments valid
     against its schema, or an `<answer>`. The layout is `render_assistant`'s, so a constrained turn reads exactly
-    as its stored form renders. Thoughts are held to 2 characters for each token that `max_new_tokens` leaves
-    after the action (text runs 3 to 4 a token; a small model's loops nearer 2), so the action is not cut off.
-    With `urls` (those the conversation has shown so far), visit may name only those, as the funnel requires."""
+    as its stored form renders. The action keeps its share of `max_new_tokens` (action_tokens), and a call's lists
+    and strings are bounded to fit it (call_bounds); thoughts are held to 2 characters for each token left (text
+    runs 3 to 4 a token; a small model's loops nearer 2), so the action is not cut off.
+    With `urls` (those the conversation has shown so far), visit may name only those, as the funnel requires, and
+    only those that fit the action beside a short goal (visit_urls); with none, the turn cannot visit."""
+    items, chars = call_bounds(max_new_tokens)
+    if urls is not None:
+        urls = visit_urls(urls, max_new_tokens)
     calls = [
         {
             "type": "object",
-            "properties": {"name": {"const": name}, "arguments": _arguments(name, parameters, urls)},
+            "properties": {"name": {"const": name}, "arguments": _arguments(name, parameters, urls, items, chars)},
             "required": ["name", "arguments"],
             "additionalProperties": False,
         }
@@ -231,7 +238,7 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
         if not (name == "visit" and urls is not None and not urls)
     ]
     call_schema = json.dumps({"anyOf": calls, "x-guidance": JSON_OPTIONS})
-    think_chars = max(16, (max_new_tokens - TURN_OVERHEAD_TOKENS) * 2)
+    think_chars = max(16, (max_new_tokens - action_tokens(max_new_tokens)) * 2)
     return "\n".join(
         [
             "start: THINK action",
@@ -244,24 +251,52 @@ def turn_grammar(tools: list[dict], max_new_tokens: int = 2048, urls: list[str] 
     )
 
 
-def _arguments(name: str, parameters: dict, urls: list[str] | None) -> dict:
-    """One tool's arguments in the turn grammar: tightened, and visit's urls among those shown."""
-    schema = tightened(bounded(parameters), MAX_CALL_ITEMS)
+def action_tokens(max_new_tokens: int) -> int:
+    """Tokens a constrained turn keeps for its action: half its budget, at least TURN_OVERHEAD_TOKENS, and no more
+    than the longest call can take."""
+    longest = CALL_FRAME_TOKENS + (MAX_CALL_ITEMS + 1) * (MAX_ARGUMENT_CHARS + 4)
+    return min(longest, max(TURN_OVERHEAD_TOKENS, max_new_tokens // 2))
+
+
+def call_bounds(max_new_tokens: int) -> tuple[int, int]:
+    """(items per list, characters per string) of a constrained call, so that the longest call fits the tokens its
+    turn keeps for the action even when what the model writes runs one token a character (digits and underscores
+    come close; the fixed text around it, at least two): a small budget gets one query or URL and shorter strings.
+    A call holds a list and at most one more string (visit's goal)."""
+    room = action_tokens(max_new_tokens) - CALL_FRAME_TOKENS
+    items = MAX_CALL_ITEMS if room >= 40 * (MAX_CALL_ITEMS + 1) else 1
+    return items, max(8, min(MAX_ARGUMENT_CHARS, room // (items + 1) - 4))
+
+
+def visit_urls(urls: list[str], max_new_tokens: int) -> list[str]:
+    """The shown URLs a constrained visit may name: those of which `items` fit the action beside a goal of
+    VISIT_GOAL_CHARS, a URL taken at 2 characters a token (copied text, not a ramble: digits run 1, words 4)."""
+    items, _ = call_bounds(max_new_tokens)
+    room = action_tokens(max_new_tokens) - CALL_FRAME_TOKENS - VISIT_GOAL_CHARS - 4
+    return [u for u in urls if items * (len(u) // 2 + 4) <= room]
+
+
+def _arguments(name: str, parameters: dict, urls: list[str] | None, items: int, chars: int) -> dict:
+    """One tool's arguments in the turn grammar: tightened to `items` and `chars` (visit's goal to
+    VISIT_GOAL_CHARS), and visit's urls among those shown."""
+    if name == "visit":
+        chars = min(chars, VISIT_GOAL_CHARS)
+    schema = tightened(bounded(parameters, chars), items)
     if name == "visit" and urls and isinstance(schema.get("properties", {}).get("url"), dict):
         schema["properties"]["url"]["items"] = {"enum": urls}
     return schema
 
 
-def bounded(schema: dict) -> dict:
+def bounded(schema: dict, chars: int = MAX_ARGUMENT_CHARS) -> dict:
     """`schema` with every string given a maximum length: everything it accepts, the original does, and a
     constrained call ends within a turn's budget."""
     out = dict(schema)
     if out.get("type") == "string":
-        out.setdefault("maxLength", MAX_ARGUMENT_CHARS)
+        out["maxLength"] = min(out.get("maxLength", chars), chars)
     if isinstance(out.get("items"), dict):
-        out["items"] = bounded(out["items"])
+        out["items"] = bounded(out["items"], chars)
     if isinstance(out.get("properties"), dict):
-        out["properties"] = {k: bounded(v) for k, v in out["properties"].items()}
+        out["properties"] = {k: bounded(v, chars) for k, v in out["properties"].items()}
     return out
 
 
