@@ -16,6 +16,7 @@ from ..synth.options import (
     judge_options,
     out_option,
     prepare_judge,
+    prepare_model,
     require_records,
     run_dir_option,
     workers_option,
@@ -113,11 +114,19 @@ def filter_cmd(
         raise WdtkError(f"no QA records under {run_dir / 'synth'}: run `wdtk synth --dir {run_dir}` or name them")
     require_records(sources, kind, f"{kind} records", every=False, allow_incomplete=allow_incomplete)
     require_records(evals, None, "evaluation questions")  # decontam reads them, naming a row without a question
+    gated = kind == "qa" and (gate_opts["search"] or gate_opts["difficulty"])
+    if gated:  # the gates' models, checked before any work, as every command that calls a model does
+        gate_opts["model"] = prepare_model(gate_opts["model"], gate_opts["api_base"])
+        if gate_opts["difficulty"] and gate_opts["solver_model"]:
+            gate_opts["solver_model"] = prepare_model(
+                gate_opts["solver_model"], gate_opts["solver_api_base"], "--solver-model"
+            )
+        gate_opts["judge_model"] = prepare_judge(gate_opts["judge_model"], gate_opts["judge_api_base"])
     out_dir = out_dir or run_dir / "filter"
     log_command(run_dir if out_dir == run_dir / "filter" else out_dir.parent)
     with dask_client(workers, scheduler) as client:
         summary = run(sources, out_dir, cfg, evals, dask_client=client, allow_incomplete=allow_incomplete)
-    if kind == "qa" and (gate_opts["search"] or gate_opts["difficulty"]):
+    if gated:
         summary = gates_step(out_dir, workers, scheduler, **gate_opts)
     click.echo(f"filter: kept {summary['kept']} of {summary['in']} {kind} records -> {out_dir / 'records'}")
     if summary["dropped"]:

@@ -18,6 +18,7 @@ from .options import (
     max_questions_option,
     out_option,
     prepare_model,
+    prepare_solver,
     require_index,
     require_inputs,
     require_records,
@@ -78,6 +79,7 @@ def synth(
     )
     gate = difficulty_config(opts)
     model = prepare_model(model, api_base)
+    gate = prepare_solver(gate)
     log_command(run_dir)
     synthesise(run_dir, rewrites, max_groups, model, api_base, restart=restart, difficulty=gate, **opts)
     if graphqa:
@@ -162,6 +164,7 @@ def crawlqa_cmd(
     if gate and gate.agent_attempts:
         raise click.UsageError("--agent-attempts needs a search engine: use `wdtk synth` (its index) or wdtk filter")
     model = prepare_model(model, api_base)
+    gate = prepare_solver(gate)
     wanted = tuple(t.strip().upper() for t in types.split(",") if t.strip())
     cfg = crawlqa.CrawlQAConfig(types=wanted, per_type=per_type)
     backends, run_opts = stage_backends(out_dir, model, api_base, None, **opts)
@@ -211,6 +214,7 @@ def e2hqa_cmd(
     require_index(search)
     gate = difficulty_config(opts)
     model = prepare_model(model, api_base)
+    gate = prepare_solver(gate)
     backends, run_opts = stage_backends(out_dir, model, api_base, search, **opts)
     run_with_progress(
         "e2hqa",
@@ -309,6 +313,7 @@ def graphqa_cmd(
     if search:
         require_index(search)
     model = prepare_model(model, api_base)
+    gate = prepare_solver(gate)
     walk = WalkConfig(min_hops=hops[0], max_hops=hops[1], walks_per_page=walks_per_page, seed=seed)
     cfg = graphqa.GraphQAConfig(walk=walk, rivals=None if no_uniqueness else graphqa.RivalConfig())
     backends, run_opts = stage_backends(out_dir, model, api_base, engine, **opts)

@@ -336,6 +336,15 @@ def prepare_judge(judge_model: str | None, judge_api_base: str | None) -> str | 
     return prepare_model(judge_model, judge_api_base, "--judge")
 
 
+def prepare_solver(gate):
+    """The difficulty gate's config with its solver checked like --model (None, the stage's model, stays None)."""
+    if gate is None or not gate.solver_model:
+        return gate
+    from dataclasses import replace
+
+    return replace(gate, solver_model=prepare_model(gate.solver_model, gate.solver_api_base, "--solver-model"))
+
+
 # --- running a stage -----------------------------------------------------------------------------
 
 

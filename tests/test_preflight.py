@@ -48,6 +48,25 @@ def test_an_unknown_model_or_a_missing_key_stops_before_any_work(seeds, qa_run, 
     assert not (tmp_path / "out").exists()  # nothing started
 
 
+def test_the_difficulty_gates_solver_is_checked_before_any_work(openai_server, seeds, qa_run, tmp_path):
+    """`--difficulty --solver-model fake` stops `wdtk synth` and `wdtk filter` before they start, naming the option."""
+    openai_server.responder = lambda body: "OK"
+    model = ["--model", "openai:m", "--api-base", openai_server.base_url]
+    result = e2hqa(seeds, qa_run, tmp_path, *model, "--difficulty", "--solver-model", "fake")
+    failed_with(result, "--solver-model fake: no provider known for it")
+    assert not (tmp_path / "out").exists()
+    from wdtk.schemas import mark_complete, record_id, write_records
+
+    records, question = tmp_path / "qa", "Who wrote The Grey Harbour?"
+    write_records([{"id": record_id("qa", question, "Dorn Vael"), "question": question, "answer": "Dorn Vael",
+                    "type": "MULTI-HOP", "source": "e2hqa", "evidence_urls": [], "meta": {"wdtk_version": "test"}}],
+                  records / "00000.jsonl.gz", kind="qa")  # fmt: skip
+    mark_complete(records)
+    args = ["filter", str(records), "-o", str(tmp_path / "filtered"), *model, "--difficulty", "--solver-model", "fake"]
+    failed_with(CliRunner().invoke(main, args), "--solver-model fake: no provider known for it")
+    assert not (tmp_path / "filtered").exists()
+
+
 def test_api_base_alone_runs_the_one_model_it_serves_and_says_so(openai_server, seeds, qa_run, tmp_path):
     result = e2hqa(seeds, qa_run, tmp_path, "--api-base", openai_server.base_url, "--max-questions", "1")
     assert result.exit_code == 0, result.output
