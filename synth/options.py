@@ -316,7 +316,8 @@ def prepare_model(model: str | None, api_base: str | None, option: str = "--mode
     from .guards import check_model, resolve_model
     from .llm.factory import route
 
-    param = "api_base" if option == "--model" else f"{option[2:]}_api_base"
+    # the option's endpoint parameter: --model's api_base, --judge's judge_api_base, --solver-model's solver_api_base
+    param = "api_base" if option == "--model" else option[2:].replace("-", "_").removesuffix("_model") + "_api_base"
     ctx = click.get_current_context(silent=True)
     if model and api_base and ctx and ctx.get_parameter_source(param) == click.core.ParameterSource.ENVIRONMENT:
         if route(model) in ("embedded", "local", "vllm"):  # a WDTK_API_BASE exported for other commands

@@ -6,14 +6,13 @@ SIGKILLed `wdtk filter --difficulty` repeat no completed LLM call."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from servers.agent_model import AgentModel
+from servers.kill import sigkill_after_requests
 
 from wdtk.filters.gates import GatesConfig
 from wdtk.filters.gates import run as run_gates
@@ -153,12 +152,7 @@ def test_sigkilled_filter_with_the_gate_resumes_without_repeating_a_completed_ca
     cmd = [sys.executable, "-m", "wdtk.cli", "filter", str(tmp_path / "in" / "qa.jsonl"), "-o", str(out),
            "--difficulty", "--attempts", "3", "--model", "openai:solver", "--api-base", openai_server.base_url,
            "--concurrency", "2", "--no-dedup"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while openai_server.request_count < 10 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_after_requests(cmd, openai_server, 10)
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert "filter: kept 12 of 12 qa records" in finished.stdout

@@ -6,17 +6,16 @@ nothing; a SIGKILLed `wdtk synth graphqa` resumes without repeating a completed 
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from contextlib import closing
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+from servers.kill import sigkill_after_requests
 from servers.planted_model import GRAPH_KINDS, PlantedModel
 from servers.search_server import site_page_records
 from servers.truth_model import TruthModel
@@ -283,13 +282,8 @@ def test_sigkilled_graphqa_resumes_without_repeating_a_completed_call(
     cmd = [sys.executable, "-m", "wdtk.cli", "synth", "graphqa", str(crawl), "-o", str(out), "--model",
            "openai:truth", "--api-base", openai_server.base_url, "--workers", "0", "--partition-size", "2",
            "--max-walks", "6", "--concurrency", "2", "--hops", "3..4"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while openai_server.request_count < 14 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.stderr.read().decode()[-2000:]  # still running, not refused at the start
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    ended = sigkill_after_requests(cmd, openai_server, 14, seconds=90)
+    assert ended is None, ended  # still running, not refused at the start
     assert not (out / "summary.json").exists() and openai_server.request_count >= 14
     sent = sum(r["messages"] != PING for r in openai_server.requests)
     with closing(sqlite3.connect(out / "llm_cache.sqlite")) as db:  # the calls whose replies were saved: completed

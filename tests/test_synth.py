@@ -9,13 +9,12 @@ against the truth.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from servers.kill import sigkill_after_requests
 from servers.truth_model import TruthModel
 
 from wdtk.schemas import read_records, write_records
@@ -205,12 +204,7 @@ def test_sigkilled_run_finishes_with_every_record_once_and_no_repeated_call(
         "--concurrency",
         "2",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while openai_server.request_count < 9 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    sigkill_after_requests(cmd, openai_server, 9)
     assert not (out / "summary.json").exists()
     first = openai_server.request_count
     finished = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
